@@ -1,0 +1,66 @@
+"""Pass 2: walk the chain, building each component from the features arriving on its incoming edges.
+
+A backbone is expanded into one graph node per stage; the stages it hands on (``Built.selected``, from
+``return_stage_idx``) get edges to the next component. Channel counts are never guessed: each comes from an edge.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from .. import _registry as registry
+from .._graph import IMAGE, INPUT, CompileError, Node, components
+
+Source = tuple[str, registry.Feature]  # (graph node the feature leaves from, the feature)
+
+
+def infer_features(graph: nx.DiGraph) -> None:
+    sources: list[Source] = [(INPUT, IMAGE)]
+    for node in components(graph):
+        node.built = _build(node, sources, graph.graph["task"])
+        graph.remove_edges_from(list(graph.in_edges(node.kind)))
+        entry = _expand_stages(graph, node) if node.built.stages else node.kind
+        for source, feature in sources:
+            graph.add_edge(source, entry, feature=feature)
+        sources = _sources(graph, node)
+
+
+def _build(node: Node, sources: list[Source], task: str) -> registry.Built:
+    inputs = tuple(feature for _, feature in sources)
+    try:
+        built = node.family.build(node.params, node.stage_params, inputs, task=task)
+    except registry.BuildError as exc:
+        raise CompileError(node.pointer + exc.pointer, exc.message) from None
+    if built.stages:
+        assert built.outputs == tuple(built.stages[i] for i in built.selected), (
+            f"{node.family.name}: outputs must be the selected stages"
+        )
+    return built
+
+
+def _expand_stages(graph: nx.DiGraph, node: Node) -> str:
+    """Replace the backbone's node by a chain of stage nodes; return the chain's first node."""
+    graph.remove_node(node.kind)
+    names = [f"{node.kind}.stage{i}" for i in range(len(node.built.stages))]
+    for index, (name, feature) in enumerate(zip(names, node.built.stages)):
+        pointer = f"{node.pointer}/stage_params/{index}" if node.stage_params else node.pointer
+        graph.add_node(
+            name,
+            label=f"{node.family.name} stage {index}",
+            pointer=pointer,
+            component=node.kind,
+            feature=feature,
+        )
+        if index:
+            graph.add_edge(names[index - 1], name, feature=node.built.stages[index - 1])
+    graph.graph.setdefault("stages", {})[node.kind] = names
+    return names[0]
+
+
+def _sources(graph: nx.DiGraph, node: Node) -> list[Source]:
+    """Where this component's outputs leave from: the selected stage nodes, or the component's own node."""
+    if node.built.stages:
+        names = graph.graph["stages"][node.kind]
+        return [(names[i], node.built.stages[i]) for i in node.built.selected]
+    graph.nodes[node.kind]["component"] = node.kind
+    return [(node.kind, feature) for feature in node.built.outputs]

@@ -1,0 +1,240 @@
+"""The ``npc`` command. Exit codes: 0 success, 1 invalid spec (or stale/different output), 2 usage error or
+unreadable/malformed file. User mistakes print diagnostics, never a traceback; internal bugs still do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 on usage errors too; keep its message short
+        self.print_usage(sys.stderr)
+        print(f"npc: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except BrokenPipeError:
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("npc: interrupted", file=sys.stderr)
+        return 130
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="npc", description="Compile NetsPresso-style model specs into standalone PyTorch source.")
+    parser.add_argument("--version", action="version", version=f"npc {__version__}")
+    sub = parser.add_subparsers(metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("validate", help="check spec files and report every problem with its location")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=_validate)
+
+    p = sub.add_parser("schema", help="print (or write) the model-spec JSON Schema")
+    p.add_argument("-o", "--output", default="-", help="file to write ('-' for stdout)")
+    p.set_defaults(handler=_schema)
+
+    p = sub.add_parser("compile", help="compile a spec into a standalone PyTorch module")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("target", nargs="?", metavar="MODEL_PY", help="with --check: the committed file to compare")
+    p.add_argument("-o", "--output", default=None, help="file to write ('-' for stdout; default: <spec>.py)")
+    p.add_argument("--num-classes", type=_positive_int, default=None, help="bake a default into build_model()")
+    p.add_argument("--check", action="store_true", help="exit 1 if MODEL_PY differs from what SPEC compiles to")
+    p.set_defaults(handler=_compile)
+
+    p = sub.add_parser("graph", help="print the component graph with channels and strides on its edges")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--format", choices=("dot", "mermaid", "json"), default="dot")
+    p.add_argument("-o", "--output", default="-")
+    p.set_defaults(handler=_graph)
+
+    p = sub.add_parser("diff", help="show how the emitted source changes between two specs")
+    p.add_argument("old", metavar="A")
+    p.add_argument("new", metavar="B")
+    p.set_defaults(handler=_diff)
+
+    p = sub.add_parser("list", help="list the registered components")
+    p.add_argument("--kind", choices=("backbone", "neck", "head", "full", "loss"), default=None)
+    p.set_defaults(handler=_list)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+# --- output -------------------------------------------------------------------------------------------------
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename: a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _emit_output(output: str, text: str) -> int:
+    if output == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        write_atomic(output, text)
+    except OSError as exc:
+        print(f"npc: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _print_diagnostics(diagnostics, fmt: str = "text") -> None:
+    from .spec import format_json, format_text
+
+    if fmt == "json":
+        print(format_json(diagnostics))
+    elif diagnostics:
+        print(format_text(diagnostics), file=sys.stderr)
+
+
+# --- commands -------------------------------------------------------------------------------------------------
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .spec import check_file
+
+    all_diagnostics, worst = [], EXIT_OK
+    for file in args.files:
+        _, diagnostics, code = check_file(file)
+        all_diagnostics += diagnostics
+        worst = max(worst, code)
+        if args.format == "text" and not diagnostics:
+            print(f"{file}: ok")
+    _print_diagnostics(all_diagnostics, args.format)
+    if args.format == "text" and all_diagnostics:
+        print(f"{len(all_diagnostics)} problem(s) in {len(args.files)} file(s)", file=sys.stderr)
+    return worst
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .schemas import render_schema
+
+    return _emit_output(args.output, render_schema())
+
+
+def _with_compiled(spec_path: str, action: Callable, *, num_classes: int | None = None) -> int:
+    """Load, validate and compile ``spec_path``, then run ``action(compiled)``; errors become diagnostics."""
+    from .compiler import CompileError, compile_spec, sha256_of
+    from .spec import Diagnostic, check_file, normalise
+
+    source, diagnostics, code = check_file(spec_path)
+    if code:
+        _print_diagnostics(diagnostics)
+        return code
+    try:
+        spec = normalise(source.data, spec_path)
+        compiled = compile_spec(spec, num_classes=num_classes, spec_sha256=sha256_of(spec_path))
+    except CompileError as exc:
+        line, col = source.position(exc.pointer) or (None, None)
+        _print_diagnostics([Diagnostic(spec_path, exc.pointer, exc.message, line, col, "compile")])
+        return EXIT_INVALID
+    return action(compiled)
+
+
+def _compile(args: argparse.Namespace) -> int:
+    def write(compiled) -> int:
+        if args.check:
+            return _check_generated(args, compiled.source)
+        output = args.output or str(Path(args.spec).with_suffix(".py"))
+        code = _emit_output(output, compiled.source)
+        if code == EXIT_OK and output != "-":
+            print(f"wrote {output}", file=sys.stderr)
+        return code
+
+    return _with_compiled(args.spec, write, num_classes=args.num_classes)
+
+
+def _check_generated(args: argparse.Namespace, expected: str) -> int:
+    target = args.target or args.output
+    if not target:
+        print("npc: error: --check needs the generated file: npc compile --check SPEC MODEL_PY", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        current = Path(target).read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"npc: cannot read {target}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if current == expected:
+        print(f"{target}: up to date")
+        return EXIT_OK
+    diff = difflib.unified_diff(current.splitlines(True), expected.splitlines(True), target, f"{args.spec} (compiled)")
+    sys.stdout.writelines(diff)
+    print(f"{target} is stale: run `npc compile {args.spec} -o {target}`", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from .compiler import _views
+
+    render = {"dot": _views.to_dot, "mermaid": _views.to_mermaid, "json": _views.to_json}[args.format]
+    return _with_compiled(args.spec, lambda compiled: _emit_output(args.output, render(compiled.graph)))
+
+
+def _diff(args: argparse.Namespace) -> int:
+    sources: list[str] = []
+    for spec in (args.old, args.new):
+        code = _with_compiled(spec, lambda compiled: sources.append(compiled.source) or EXIT_OK)
+        if code:
+            return code
+    old = _strip_header(sources[0])
+    new = _strip_header(sources[1])
+    sys.stdout.writelines(difflib.unified_diff(old, new, args.old, args.new))
+    return EXIT_OK if old == new else EXIT_INVALID
+
+
+def _strip_header(source: str) -> list[str]:
+    """The emitted lines without the provenance header, which always differs between two specs."""
+    return [line for line in source.splitlines(True) if not line.startswith("# Generated by npc")]
+
+
+def _list(args: argparse.Namespace) -> int:
+    from .compiler import registry
+
+    rows = [("kind", "name", "compiles", "tasks", "from")]
+    for cls in registry.list_components(args.kind):
+        rows.append((cls.kind, cls.name, "yes" if cls.template else "no", ",".join(cls.tasks), cls.origin))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return EXIT_OK

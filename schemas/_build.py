@@ -1,0 +1,320 @@
+"""Build the model-spec JSON Schema (draft 2020-12) from the component registry.
+
+The committed ``schemas/model.schema.json`` is this function's output (``npc schema -o ...``); a test fails when
+it is stale. Validation itself always uses the freshly built schema, so plugin components are covered too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..compiler import _registry as registry
+
+__all__ = ["SCHEMA_ID", "build_schema"]
+
+SCHEMA_ID = "urn:npc:schema:model:1"
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+NULLABLE_PATH = {"type": ["string", "null"]}
+
+# Post-processing (detection / pose decode and NMS). The peer's heads each read a subset of these.
+POSTPROCESSOR_PARAMS: dict[str, dict[str, Any]] = {
+    "score_thresh": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "description": "Discard candidate boxes whose class score is below this value.",
+    },
+    "nms_thresh": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "description": "IoU above which non-maximum suppression removes the lower-scoring box.",
+    },
+    "class_agnostic": {
+        "type": "boolean",
+        "description": "Suppress overlapping boxes across classes, not only within one class.",
+    },
+    "topk_candidates": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "Keep at most this many highest-scoring candidates per level before NMS.",
+    },
+    "detections_per_image": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "Keep at most this many boxes per image after NMS.",
+    },
+    "num_top_queries": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "RT-DETR: number of top-scoring queries turned into boxes.",
+    },
+    "reg_max": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "YOLOv9: number of distribution bins per box side (must match the head).",
+    },
+    "anchors": {
+        "type": "array",
+        "items": {"type": "array", "items": {"type": "number"}},
+        "description": "YOLO-Fastest: anchor (w, h) pairs per output level, flattened per level.",
+    },
+    "simcc_split_ratio": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "description": "RTMPose: SimCC bins per input pixel used to decode keypoints.",
+    },
+}
+
+MODEL_FIELDS: dict[str, dict[str, Any]] = {
+    "task": {
+        "enum": list(registry.TASKS),
+        "description": "What the model predicts: one label per image "
+        "(classification), one label per pixel (segmentation), boxes (detection) or keypoints (pose).",
+    },
+    "name": {
+        "type": "string",
+        "minLength": 1,
+        "description": "A nickname for the model; npc names the "
+        "generated top-level class after it (sanitised to a Python identifier).",
+    },
+    "checkpoint": {
+        "type": ["string", "object", "null"],
+        "description": "Pretrained weights to start from. Either a path (the documented form) or an object "
+        "{use_pretrained, load_head, path, optimizer_path} (the newer form). At most one of checkpoint and "
+        "fx_model_checkpoint may name a file.",
+        "properties": {
+            "use_pretrained": {
+                "type": "boolean",
+                "description": "Load the weights in `path` before training.",
+            },
+            "load_head": {
+                "type": "boolean",
+                "description": "Also load the head's weights; false lets a "
+                "checkpoint trained on another number of classes load.",
+            },
+            "path": {**NULLABLE_PATH, "description": "Path to a .safetensors or .pth state dict."},
+            "optimizer_path": {
+                **NULLABLE_PATH,
+                "description": "Path to a training state to resume from (optimizer, scheduler, epoch).",
+            },
+        },
+        "additionalProperties": False,
+    },
+    "fx_model_checkpoint": {
+        **NULLABLE_PATH,
+        "description": "Path to a saved torch.fx GraphModule (e.g. a model "
+        "compressed by NetsPresso) trained instead of building `architecture`.",
+    },
+    "fx_model_path": {
+        **NULLABLE_PATH,
+        "description": "Older name of fx_model_checkpoint (kept for old configs).",
+    },
+    "resume_optimizer_checkpoint": {
+        **NULLABLE_PATH,
+        "description": "Path to the optimizer and scheduler state of an interrupted run, to resume it.",
+    },
+    "load_checkpoint_head": {
+        "type": "boolean",
+        "description": "Documented older form of checkpoint.load_head: "
+        "whether the head's weights are loaded from `checkpoint`.",
+    },
+    "freeze_backbone": {
+        "type": "boolean",
+        "description": "Train only what follows the backbone: backbone "
+        "weights and its BatchNorm statistics stay fixed.",
+    },
+    "architecture": {"$ref": "#/$defs/architecture"},
+    "postprocessor": {
+        "type": ["object", "null"],
+        "description": "How raw head outputs become predictions (decode and non-maximum suppression).",
+        "properties": {
+            "params": {
+                "type": ["object", "null"],
+                "properties": POSTPROCESSOR_PARAMS,
+                "additionalProperties": False,
+                "description": "Decode and NMS parameters.",
+            }
+        },
+        "additionalProperties": False,
+    },
+    "losses": {
+        "type": ["array", "null"],
+        "items": {"$ref": "#/$defs/loss"},
+        "description": "Losses the model learns from, summed with their weights.",
+    },
+}
+
+
+def build_schema() -> dict[str, Any]:
+    """The whole model-spec schema; deterministic (registry order is sorted)."""
+    defs: dict[str, Any] = {
+        "model": _model(),
+        "architecture": _architecture(),
+        "loss": _losses(),
+    }
+    for kind in ("backbone", "neck", "head"):
+        defs[kind] = _component(kind)
+    defs["full"] = _full()
+    for cls in registry.list_components():
+        if cls.kind != "loss" and not cls.inline_params:
+            defs[_params_def(cls)] = _object(cls.params, f"Parameters of the {cls.name} {cls.kind}.")
+        if cls.stage_params is not None:
+            defs[_stages_def(cls)] = {
+                "type": ["array", "null"],
+                "description": f"One entry per stage of the {cls.name} backbone.",
+                "items": cls.stage_params,
+            }
+    return {
+        "$schema": DRAFT,
+        "$id": SCHEMA_ID,
+        "title": "npc model spec",
+        "description": "A NetsPresso-Trainer-style model description compiled by npc into PyTorch source.",
+        "type": "object",
+        "properties": {
+            "$schema": {"type": "string", "description": "Where an editor finds this schema."},
+            "model": {"$ref": "#/$defs/model"},
+        },
+        "required": ["model"],
+        "additionalProperties": False,
+        "$defs": defs,
+    }
+
+
+def _object(properties: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "type": ["object", "null"],
+        "description": description,
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+def _params_def(cls: type[registry.Component]) -> str:
+    return f"{cls.kind}.{cls.name}.params"
+
+
+def _stages_def(cls: type[registry.Component]) -> str:
+    return f"{cls.kind}.{cls.name}.stage_params"
+
+
+def _model() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "The model: its task, architecture, losses and where its weights come from.",
+        "properties": MODEL_FIELDS,
+        "required": ["task", "name", "architecture"],
+        "additionalProperties": False,
+        # The field reference: only one of checkpoint / fx_model_checkpoint may have a value.
+        "not": {
+            "required": ["checkpoint", "fx_model_checkpoint"],
+            "properties": {"checkpoint": {"type": "string"}, "fx_model_checkpoint": {"type": "string"}},
+        },
+    }
+
+
+def _architecture() -> dict[str, Any]:
+    full_given = {
+        "required": ["full"],
+        "properties": {"full": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}},
+    }
+    return {
+        "type": "object",
+        "description": "Either a full model (`full`) or a backbone, an optional neck and a head.",
+        "properties": {
+            "full": {"$ref": "#/$defs/full"},
+            "backbone": {"$ref": "#/$defs/backbone"},
+            "neck": {"$ref": "#/$defs/neck"},
+            "head": {"$ref": "#/$defs/head"},
+        },
+        "additionalProperties": False,
+        "if": full_given,
+        "then": {},
+        "else": {
+            "required": ["backbone", "head"],
+            "properties": {"backbone": {"type": "object"}, "head": {"type": "object"}},
+        },
+    }
+
+
+def _names(kind: str) -> list[str]:
+    return [cls.name for cls in registry.list_components(kind)]
+
+
+def _component(kind: str) -> dict[str, Any]:
+    components = registry.list_components(kind)
+    properties: dict[str, Any] = {
+        "name": {"enum": _names(kind), "description": f"Which {kind} family to build."},
+        "params": {"type": ["object", "null"], "description": f"Parameters of the chosen {kind}."},
+    }
+    if kind == "backbone":
+        properties["stage_params"] = {
+            "type": ["array", "null"],
+            "description": "Per-stage parameters of the chosen backbone.",
+        }
+    branches = []
+    for cls in components:
+        then: dict[str, Any] = {"properties": {"params": {"$ref": f"#/$defs/{_params_def(cls)}"}}}
+        if kind == "backbone":
+            stages = {"$ref": f"#/$defs/{_stages_def(cls)}"} if cls.stage_params is not None else {"type": "null"}
+            then["properties"]["stage_params"] = stages
+        branches.append({"if": {"properties": {"name": {"const": cls.name}}}, "then": then})
+    return {
+        "type": ["object", "null"],
+        "description": {
+            "backbone": "Extracts features from the image, stage by stage.",
+            "neck": "Fuses the backbone's multi-scale features.",
+            "head": "Turns features into the task's outputs.",
+        }[kind],
+        "properties": properties,
+        "required": ["name"],
+        "additionalProperties": False,
+        "allOf": branches,
+    }
+
+
+def _full() -> dict[str, Any]:
+    branches = []
+    for cls in registry.list_components("full"):
+        properties = {"name": {"const": cls.name}, **cls.params}
+        branches.append(
+            {
+                "if": {"properties": {"name": {"const": cls.name}}, "required": ["name"]},
+                "then": {"properties": properties, "additionalProperties": False},
+            }
+        )
+    return {
+        "type": ["object", "null"],
+        "description": "A model built as one piece (e.g. pidnet); its parameters sit beside `name`. "
+        "`~` or `{name: ~}` means the model is built from backbone/neck/head.",
+        "properties": {"name": {"enum": [*_names("full"), None], "description": "Which full model to build."}},
+        "allOf": branches,
+    }
+
+
+def _losses() -> dict[str, Any]:
+    branches = []
+    for cls in registry.list_components("loss"):
+        properties = {"criterion": {"const": cls.name}, "weight": {}, **cls.params}
+        branches.append(
+            {
+                "if": {"properties": {"criterion": {"const": cls.name}}, "required": ["criterion"]},
+                "then": {"properties": properties, "additionalProperties": False},
+            }
+        )
+    return {
+        "type": "object",
+        "description": "One loss: `criterion` names it, `weight` scales it (null = 1.0); other keys are its "
+        "parameters.",
+        "properties": {
+            "criterion": {"enum": _names("loss"), "description": "Which loss."},
+            "weight": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "description": "Multiplier of this loss in the total (null means 1.0).",
+            },
+        },
+        "required": ["criterion"],
+        "allOf": branches,
+    }

@@ -1,0 +1,203 @@
+"""Read a spec file (YAML or JSON) into plain Python data plus a map from JSON pointer to (line, column).
+
+YAML goes through ruamel.yaml's round-trip loader, which keeps positions, resolves anchors/aliases and refuses
+duplicate keys. JSON is parsed by the stdlib (duplicate keys refused through ``object_pairs_hook``) and then
+walked once more by ruamel for positions, since JSON is YAML 1.2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+__all__ = ["LoadError", "Source", "load_file", "load_text", "pointer_join"]
+
+# A spec is a handful of kilobytes; refusing much larger files keeps a hostile file from exhausting memory.
+MAX_SPEC_BYTES = 4 * 1024 * 1024
+# Aliases can make a tiny file expand exponentially ("billion laughs"); no real spec has this many values.
+MAX_NODES = 200_000
+# Nesting deeper than this is never a real spec and would hit Python's recursion limit in later walks.
+MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Source:
+    """A loaded spec: the plain data, where it came from, and where each JSON pointer sits in the text."""
+
+    data: Any
+    path: str
+    positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # pointer -> (line, col), 1-based
+
+    def position(self, pointer: str) -> tuple[int, int] | None:
+        """Position of ``pointer``, or of its nearest ancestor written in the file."""
+        while True:
+            if pointer in self.positions:
+                return self.positions[pointer]
+            if not pointer:
+                return None
+            pointer = pointer.rsplit("/", 1)[0]
+
+
+class LoadError(Exception):
+    """The file cannot be read or parsed; carries the position where known."""
+
+    def __init__(self, path: str, message: str, line: int | None = None, col: int | None = None) -> None:
+        self.path, self.message, self.line, self.col = path, message, line, col
+        super().__init__(message)
+
+
+def pointer_join(pointer: str, key: str | int) -> str:
+    """RFC 6901: append one reference token, escaping ``~`` and ``/``."""
+    token = str(key).replace("~", "~0").replace("/", "~1")
+    return f"{pointer}/{token}"
+
+
+def load_file(path: str | Path) -> Source:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LoadError(str(path), f"cannot read file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise LoadError(str(path), f"file is {len(raw)} bytes; specs are limited to {MAX_SPEC_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LoadError(str(path), f"not UTF-8 text (byte {exc.start})") from None
+    return load_text(text, str(path), is_json=path.suffix.lower() == ".json")
+
+
+def load_text(text: str, path: str = "<string>", *, is_json: bool = False) -> Source:
+    if is_json:
+        data = _parse_json(text, path)
+        try:
+            positions = _positions(_parse_yaml(text, path))
+        except LoadError:  # valid JSON that YAML reads differently (e.g. tabs): no positions, still valid
+            positions = {}
+        return Source(data, path, positions)
+    node = _parse_yaml(text, path)
+    data = _plain(node, path, "", 0, [0])
+    return Source(data, path, _positions(node))
+
+
+def _parse_json(text: str, path: str) -> Any:
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise LoadError(path, f"duplicate key {key!r}")
+            seen[key] = value
+        return seen
+
+    def no_constant(name: str) -> Any:
+        raise LoadError(path, f"{name} is not valid JSON")
+
+    try:
+        data = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
+    except json.JSONDecodeError as exc:
+        raise LoadError(path, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    except RecursionError:
+        raise LoadError(path, f"nesting deeper than {MAX_DEPTH} levels") from None
+    _check_depth(data, path)
+    return data
+
+
+def _check_depth(data: Any, path: str) -> None:
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise LoadError(path, f"nesting deeper than {MAX_DEPTH} levels")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _parse_yaml(text: str, path: str) -> Any:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(str(part).strip() for part in (exc.problem, exc.context) if part)
+        if "duplicate key" in str(exc):
+            problem = f"duplicate key {_duplicate_key_name(exc)}"
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise LoadError(path, f"invalid YAML: {problem or exc}", line, col) from None
+    except (YAMLError, RecursionError, ValueError) as exc:
+        raise LoadError(path, f"invalid YAML: {exc}") from None
+
+
+def _duplicate_key_name(exc: MarkedYAMLError) -> str:
+    text = str(exc.problem or "")
+    return text.split("key", 1)[-1].split("already", 1)[0].strip() or "(see position)"
+
+
+def _plain(node: Any, path: str, pointer: str, depth: int, count: list[int]) -> Any:
+    """ruamel's round-trip types → plain dict/list/str/int/float/bool/None (aliases expanded, within limits)."""
+    if depth > MAX_DEPTH:
+        raise LoadError(path, f"nesting deeper than {MAX_DEPTH} levels")
+    count[0] += 1
+    if count[0] > MAX_NODES:
+        raise LoadError(path, f"more than {MAX_NODES} values (after expanding YAML aliases)")
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if not isinstance(key, str):
+                line, col = _key_position(node, key)
+                raise LoadError(path, f"{pointer or '/'}: mapping key {key!r} is not a string", line, col)
+            out[key] = _plain(value, path, pointer_join(pointer, key), depth + 1, count)
+        return out
+    if isinstance(node, list):
+        return [_plain(v, path, pointer_join(pointer, i), depth + 1, count) for i, v in enumerate(node)]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        value = float(node)
+        return value if math.isfinite(value) else str(node)  # .inf/.nan stay text: the schema rejects them
+    if isinstance(node, str):
+        return str(node)
+    return str(node)  # dates, timestamps: text, so the schema reports a type error rather than us crashing
+
+
+def _key_position(node: CommentedMap, key: Any) -> tuple[int | None, int | None]:
+    try:
+        line, col = node.lc.key(key)
+        return line + 1, col + 1
+    except (KeyError, AttributeError, TypeError):
+        return None, None
+
+
+def _positions(root: Any) -> dict[str, tuple[int, int]]:
+    positions: dict[str, tuple[int, int]] = {}
+    stack: list[tuple[Any, str]] = [(root, "")]
+    if hasattr(root, "lc"):
+        positions[""] = (root.lc.line + 1, root.lc.col + 1)
+    while stack and len(positions) <= MAX_NODES:
+        node, pointer = stack.pop()
+        if isinstance(node, CommentedMap):
+            for key, value in node.items():
+                child = pointer_join(pointer, key)
+                line, col = _key_position(node, key)
+                if line is not None:
+                    positions[child] = (line, col)
+                stack.append((value, child))
+        elif isinstance(node, CommentedSeq):
+            for index, value in enumerate(node):
+                child = pointer_join(pointer, index)
+                try:
+                    line, col = node.lc.item(index)
+                    positions[child] = (line + 1, col + 1)
+                except (KeyError, AttributeError, TypeError):
+                    pass
+                stack.append((value, child))
+    return positions

@@ -1,0 +1,226 @@
+"""Validate a loaded spec: JSON Schema errors, then the semantic rules a schema cannot express.
+
+Every rule is a generator of ``(pointer, message)``; all are collected, located in the file and sorted by
+position, so one run reports every problem.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from ..compiler import _registry as registry
+from ..schemas import build_schema
+from ._diagnostics import Diagnostic
+from ._load import Source, pointer_join
+
+__all__ = ["validate"]
+
+Problem = tuple[str, str]  # (JSON pointer, message)
+
+# Lists of allowed values are printed only when they are short enough to read.
+MAX_LISTED_CHOICES = 12
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(build_schema())
+
+
+def validate(source: Source) -> list[Diagnostic]:
+    schema_problems = list(_schema_problems(source.data))
+    broken = {pointer for pointer, _ in schema_problems}
+    semantic = list(_semantic_problems(source.data, broken)) if isinstance(source.data, dict) else []
+    diagnostics = [_locate(source, pointer, message, "schema") for pointer, message in _unique(schema_problems)] + [
+        _locate(source, pointer, message, "semantic") for pointer, message in _unique(semantic)
+    ]
+    return sorted(diagnostics, key=lambda d: (d.line or 0, d.col or 0, d.pointer))
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+def _locate(source: Source, pointer: str, message: str, code: str) -> Diagnostic:
+    line, col = source.position(pointer) or (None, None)
+    return Diagnostic(source.path, pointer, message, line, col, code)
+
+
+# --- schema errors, rewritten into messages a user can act on ---------------------------------------------
+
+
+def _schema_problems(document: Any) -> Iterator[Problem]:
+    for error in _validator().iter_errors(document):
+        yield from _explain(error)
+
+
+def _pointer(path: Any) -> str:
+    pointer = ""
+    for token in path:
+        pointer = pointer_join(pointer, token)
+    return pointer
+
+
+def _explain(error: ValidationError) -> Iterator[Problem]:
+    pointer = _pointer(error.absolute_path)
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        for key in sorted(set(error.instance) - set(allowed)):
+            yield pointer_join(pointer, key), _unknown_key(key, allowed)
+    elif kind == "enum":
+        yield pointer, _not_in_enum(error.instance, error.validator_value, pointer)
+    elif kind == "const":
+        yield pointer, f"must be {error.validator_value!r}"
+    elif kind == "type":
+        yield pointer, _wrong_type(error.instance, error.validator_value)
+    elif kind == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        yield pointer, f"missing required key {missing[0]!r}" if missing else error.message
+    elif kind == "not" and pointer == "/model":
+        yield (
+            pointer_join(pointer, "fx_model_checkpoint"),
+            ("only one of checkpoint and fx_model_checkpoint may have a value; remove one of them"),
+        )
+    else:
+        yield pointer, error.message
+
+
+def _unknown_key(key: str, allowed: list[str]) -> str:
+    hint = registry.closest(key, allowed)
+    message = f"unknown key {key!r}"
+    if hint:
+        message += f"; did you mean {hint!r}?"
+    if allowed and len(allowed) <= MAX_LISTED_CHOICES:
+        message += f" (allowed: {', '.join(allowed)})"
+    return message
+
+
+def _not_in_enum(value: Any, choices: list[Any], pointer: str) -> str:
+    names = [c for c in choices if isinstance(c, str)]
+    what = _component_kind(pointer)
+    message = f"unknown {what} {value!r}" if what else f"{value!r} is not allowed"
+    hint = registry.closest(str(value), names) if isinstance(value, str) else None
+    if hint:
+        message += f"; did you mean {hint!r}?"
+    if len(choices) <= MAX_LISTED_CHOICES or what:
+        message += f" (allowed: {', '.join(repr(c) if not isinstance(c, str) else c for c in choices)})"
+    return message
+
+
+def _component_kind(pointer: str) -> str | None:
+    match = re.fullmatch(r"/model/architecture/(backbone|neck|head|full)/name", pointer)
+    if match:
+        return match.group(1)
+    if re.fullmatch(r"/model/losses/\d+/criterion", pointer):
+        return "loss"
+    return None
+
+
+_JSON_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+def _wrong_type(value: Any, expected: str | list[str]) -> str:
+    expected = [expected] if isinstance(expected, str) else expected
+    got = _JSON_TYPES.get(type(value), type(value).__name__)
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    return f"expected {' or '.join(expected)}, got {got} {shown}"
+
+
+# --- semantic rules ----------------------------------------------------------------------------------------
+
+
+def _semantic_problems(document: dict, broken: set[str]) -> Iterator[Problem]:
+    model = document.get("model")
+    if not isinstance(model, dict):
+        return
+    task = model.get("task")
+    yield from _checkpoint_problems(model)
+    architecture = model.get("architecture") if isinstance(model.get("architecture"), dict) else {}
+    for kind in ("backbone", "neck", "head", "full"):
+        node = architecture.get(kind)
+        pointer = f"/model/architecture/{kind}"
+        if isinstance(node, dict) and isinstance(node.get("name"), str) and node["name"] is not None:
+            yield from _component_problems(kind, node, pointer, task, broken)
+    yield from _architecture_problems(architecture, task)
+    for index, loss in enumerate(model.get("losses") or []):
+        if isinstance(loss, dict) and isinstance(loss.get("criterion"), str):
+            yield from _loss_problems(loss, f"/model/losses/{index}", task)
+
+
+def _checkpoint_problems(model: dict) -> Iterator[Problem]:
+    checkpoint = model.get("checkpoint")
+    if isinstance(checkpoint, dict) and checkpoint.get("path") and model.get("fx_model_checkpoint"):
+        yield (
+            "/model/fx_model_checkpoint",
+            ("only one of checkpoint.path and fx_model_checkpoint may have a value; remove one of them"),
+        )
+    if isinstance(checkpoint, dict) and "load_checkpoint_head" in model:
+        yield "/model/load_checkpoint_head", "use checkpoint.load_head with the object form of checkpoint"
+
+
+def _lookup(kind: str, name: str) -> type[registry.Component] | None:
+    try:
+        return registry.get(kind, name)
+    except registry.UnknownComponentError:
+        return None
+
+
+def _component_problems(kind: str, node: dict, pointer: str, task: Any, broken: set[str]) -> Iterator[Problem]:
+    cls = _lookup(kind, node["name"])
+    if cls is None:
+        return
+    if isinstance(task, str) and task not in cls.tasks:
+        yield (
+            pointer_join(pointer, "name"),
+            (f"{kind} {cls.name!r} does not support task {task!r} (it supports: {', '.join(cls.tasks)})"),
+        )
+    if any(b == pointer or b.startswith(pointer + "/") for b in broken):
+        return  # its own rules assume schema-valid params
+    raw = {k: v for k, v in node.items() if k != "name"} if cls.inline_params else node.get("params")
+    params = cls.resolve_params(raw)
+    for issue in cls.check(params, node.get("stage_params"), task if isinstance(task, str) else ""):
+        yield pointer + issue.pointer, issue.message
+
+
+def _architecture_problems(architecture: dict, task: Any) -> Iterator[Problem]:
+    full = architecture.get("full")
+    has_full = isinstance(full, dict) and full.get("name") is not None
+    if has_full:
+        for kind in ("backbone", "neck", "head"):
+            if architecture.get(kind) is not None:
+                yield (
+                    f"/model/architecture/{kind}",
+                    (f"a full model is given in architecture.full; remove {kind} (or set full to ~)"),
+                )
+        return
+    head = architecture.get("head")
+    if isinstance(head, dict) and isinstance(head.get("name"), str):
+        cls = _lookup("head", head["name"])
+        if cls is not None and getattr(cls, "requires_neck", None) and architecture.get("neck") is None:
+            yield (
+                "/model/architecture/head/name",
+                (f"head {cls.name!r} needs a neck ({cls.requires_neck}); add architecture.neck"),
+            )
+
+
+def _loss_problems(loss: dict, pointer: str, task: Any) -> Iterator[Problem]:
+    cls = _lookup("loss", loss["criterion"])
+    if cls is not None and isinstance(task, str) and task not in cls.tasks:
+        yield (
+            pointer_join(pointer, "criterion"),
+            (f"loss {cls.name!r} does not apply to task {task!r} (it applies to: {', '.join(cls.tasks)})"),
+        )
