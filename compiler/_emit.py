@@ -19,7 +19,7 @@ from .. import __version__
 from ._graph import Node, components
 from ._namespace import Namespace, class_name
 from ._registry import Built
-from ._render import format_assignment, literal
+from ._render import LINE_LENGTH, format_assignment, literal
 
 __all__ = ["EmitOptions", "emit"]
 
@@ -125,20 +125,30 @@ def _full_context(node: Node) -> dict:
     return {"pointer": node.pointer, "family": node.family.name, "lines": lines}
 
 
-def _shapes(features) -> str:
-    return ", ".join(f"(B, {f.channels}, H/{f.stride}, W/{f.stride})" for f in features)
+def _shapes(features, task: str) -> str:
+    """A shape comment for the features between components; compact when the plain form is too long."""
+    if task == "classification":  # backbones hand the classifier a pooled (B, C) vector
+        plain = ", ".join(f"(B, {f.channels})" for f in features)
+    else:
+        plain = ", ".join(f"(B, {f.channels}, H/{f.stride}, W/{f.stride})" for f in features)
+    if len(plain) <= LINE_LENGTH - 20:
+        return f"[{plain}]"
+    levels = ", ".join(f"({f.channels}, {f.stride})" for f in features)
+    return f"{len(features)} maps (B, C, H/s, W/s) with (C, s) = {levels}"
 
 
 def _forward_steps(graph: nx.DiGraph, nodes: list[Node]) -> list[str]:
-    steps = []
+    """The top-level forward, each step preceded by a comment saying what it returns."""
+    lines = []
     for node in nodes[:-1]:
         argument = "x" if node.kind == "backbone" else "features"
-        steps.append(f"features = self.{node.kind}({argument})  # [{_shapes(node.built.outputs)}]")
+        lines.append(f"# {_shapes(node.built.outputs, graph.graph['task'])}")
+        lines.append(f"features = self.{node.kind}({argument})")
     head = nodes[-1]
-    keys = ", ".join(head.built.output_keys)
-    comment = f"  # {{{keys}}}" if keys else ""
-    steps.append(f"return self.{head.kind}(features){comment}")
-    return steps
+    if head.built.output_keys:
+        lines.append(f"# {{{', '.join(head.built.output_keys)}}}")
+    lines.append(f"return self.{head.kind}(features)")
+    return lines
 
 
 def _imports(body: str) -> list[str]:

@@ -7,6 +7,7 @@ values (built from fixed tables, never from spec text) are emitted verbatim.
 
 from __future__ import annotations
 
+import keyword
 import math
 from typing import Any
 
@@ -96,6 +97,9 @@ def _split(first: str, items: list[tuple[str, Any]], last: str, indent: str, *, 
 
 def format_assignment(target: str, callee: str, kwargs: dict[str, Any], indent: str) -> list[str]:
     """``target = callee(k=v, ...)`` laid out like ruff format: one line, a hugged body, or one arg a line."""
+    bad = [key for key in kwargs if not key.isidentifier() or keyword.iskeyword(key)]
+    if bad:
+        raise ValueError(f"constructor argument names must be identifiers: {bad}")
     items = [(f"{key}=", value) for key, value in kwargs.items()]
     flat = f"{indent}{target} = {callee}(" + ", ".join(p + literal(v) for p, v in items) + ")"
     if len(flat) <= LINE_LENGTH or not items:

@@ -76,7 +76,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the registered components")
     p.add_argument("--kind", choices=("backbone", "neck", "head", "full", "loss"), default=None)
+    p.add_argument("--format", choices=("table", "markdown"), default="table",
+                   help="markdown: the full reference written to docs/models.md")
+    p.add_argument("-o", "--output", default="-")
     p.set_defaults(handler=_list)
+
+    from .runtime import commands as runtime_commands  # train / evaluate / predict (torch imported lazily)
+
+    runtime_commands.register(sub)
     return parser
 
 
@@ -229,8 +236,10 @@ def _strip_header(source: str) -> list[str]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from .compiler import registry
+    from .compiler import _docs, registry
 
+    if args.format == "markdown":
+        return _emit_output(args.output, _docs.models_markdown())
     rows = [("kind", "name", "compiles", "tasks", "from")]
     for cls in registry.list_components(args.kind):
         rows.append((cls.kind, cls.name, "yes" if cls.template else "no", ",".join(cls.tasks), cls.origin))

@@ -1,0 +1,49 @@
+"""Shared test helpers: paths, compiling a spec in-process, importing emitted source."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PEER = REPO.parent / "shared" / "peer"
+PEER_CONFIGS = sorted((PEER / "configs" / "model").glob("*/*.yaml"))
+EXAMPLES = sorted([*(REPO / "examples").glob("*.yaml"), *(REPO / "examples").glob("*.json")])
+
+
+def compile_file(path: Path, **kwargs) -> str:
+    from npc.compiler import compile_spec
+    from npc.spec import load_spec
+
+    return compile_spec(load_spec(path), **kwargs).source
+
+
+def compiles(path: Path) -> bool:
+    """Whether every component the spec names has a template (the zoo grows issue by issue)."""
+    from npc.compiler import registry
+    from npc.spec import load_spec
+
+    spec = load_spec(path)
+    return all(registry.get(c.kind, c.name).template for c in spec.components)
+
+
+def import_source(source: str, name: str, tmp_path: Path):
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@lru_cache(maxsize=1)
+def peer_results() -> dict[str, dict]:
+    return {Path(r["config"]).stem: r for r in json.loads((PEER / "results.json").read_text())}
+
+
+def peer_keys(stem: str) -> dict[str, list[int]]:
+    return json.loads((PEER / peer_results()[stem]["keys_file"]).read_text())

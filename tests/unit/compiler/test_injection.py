@@ -1,0 +1,96 @@
+"""No spec string can inject code: hostile names and values either fail validation or are emitted inertly.
+
+For every drawn spec that validates, the emitted source parses, its top level holds only imports, class and
+function definitions (and the docstring), class bodies hold only definitions, and it defines exactly the
+expected names — so importing it executes nothing but definitions.
+"""
+
+import ast
+import copy
+import json
+
+from helpers import REPO
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from npc.compiler import compile_spec
+from npc.spec import load_text, normalise, validate
+
+BASE = YAML(typ="safe").load((REPO / "tests" / "specs" / "golden" / "tiny-resnet-classification.yaml").read_text())
+HOSTILE = [
+    '"""; import os; os.system("echo pwned"); """',
+    "'); __import__('os').system('id'); ('",
+    "\n\nimport os\nos.system('id')\n",
+    "\\",
+    "x\" + __import__('os').getcwd() + \"",
+    "{{ 7*7 }}{% raw %}",
+    "\u2028\u2029\x00\r",
+]
+hostile_text = st.sampled_from(HOSTILE) | st.text(max_size=40)
+# String-valued places a user controls; most are enums or names, which validation must reject or sanitise.
+STRING_SLOTS = [
+    ("model", "name"),
+    ("model", "architecture", "backbone", "params", "block_type"),
+    ("model", "architecture", "backbone", "params", "norm_type"),
+    ("model", "architecture", "backbone", "name"),
+    ("model", "architecture", "head", "params", "act_type"),
+    ("model", "architecture", "head", "name"),
+    ("model", "losses", 0, "criterion"),
+    ("model", "checkpoint"),
+]
+
+
+def _set(document, path, value):
+    node = document
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+def _check_inert(source: str, model_name_count: int = 1) -> None:
+    tree = ast.parse(source)
+    allowed_top = (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef)
+    for index, node in enumerate(tree.body):
+        if index == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # module docstring
+        assert isinstance(node, allowed_top), ast.dump(node)[:200]
+        if isinstance(node, ast.ClassDef):
+            assert not node.decorator_list
+            for statement in node.body:
+                is_doc = isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+                assert is_doc or isinstance(statement, ast.FunctionDef), ast.dump(statement)[:200]
+    functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert functions == ["build_model"]
+    # Every call in the file is to a name defined in the file or to torch / builtins used by the templates.
+    defined = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id in defined | {"super", "range", "len", "float", "int", "isinstance", "zip",
+                                              "enumerate", "list", "tuple", "sum", "max", "min"}, node.func.id
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(slot=st.sampled_from(STRING_SLOTS), value=hostile_text, file_name=hostile_text)
+def test_hostile_strings_never_inject_code(slot, value, file_name):
+    document = copy.deepcopy(BASE)
+    _set(document, slot, value)
+    source = load_text(json.dumps(document), f"{file_name}.json", is_json=True)
+    if validate(source):
+        return  # rejected with diagnostics: nothing is emitted
+    emitted = compile_spec(normalise(source.data, source.path), spec_sha256="ab" * 32).source
+    _check_inert(emitted)
+    tree = ast.parse(emitted)
+    classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert all(name.isidentifier() for name in classes)
+    assert value not in classes or value.isidentifier()
+
+
+def test_a_hostile_model_name_becomes_a_plain_identifier():
+    document = copy.deepcopy(BASE)
+    document["model"]["name"] = HOSTILE[0]
+    source = load_text(json.dumps(document), "x.json", is_json=True)
+    assert validate(source) == []
+    emitted = compile_spec(normalise(source.data, "x.json")).source
+    _check_inert(emitted)
+    assert "class ImportOsOsSystemEchoPwned(nn.Module):" in emitted
