@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..compiler import _registry as registry
+from ..runtime._schema import DATA_SCHEMA, TRAINING_SCHEMA
 
 __all__ = ["SCHEMA_ID", "build_schema"]
 
@@ -175,11 +176,19 @@ def build_schema() -> dict[str, Any]:
         "properties": {
             "$schema": {"type": "string", "description": "Where an editor finds this schema."},
             "model": {"$ref": "#/$defs/model"},
+            "training": _section(TRAINING_SCHEMA, "Training recipe for `npc train` (see docs/runtime.md)."),
+            "data": _section(DATA_SCHEMA, "Where `npc train` reads its data (see docs/runtime.md)."),
         },
         "required": ["model"],
         "additionalProperties": False,
         "$defs": defs,
     }
+
+
+def _section(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A runtime section's own schema embedded under a top-level key (null allowed: use the defaults)."""
+    body = {key: value for key, value in schema.items() if key not in ("$schema", "title")}
+    return {**body, "type": [body["type"], "null"], "description": description}
 
 
 def _object(properties: dict[str, Any], description: str) -> dict[str, Any]:
@@ -270,7 +279,7 @@ def _component(kind: str) -> dict[str, Any]:
         "properties": properties,
         "required": ["name"],
         "additionalProperties": False,
-        "allOf": branches,
+        **({"allOf": branches} if branches else {}),  # draft 2020-12: allOf must not be empty
     }
 
 
@@ -289,7 +298,7 @@ def _full() -> dict[str, Any]:
         "description": "A model built as one piece (e.g. pidnet); its parameters sit beside `name`. "
         "`~` or `{name: ~}` means the model is built from backbone/neck/head.",
         "properties": {"name": {"enum": [*_names("full"), None], "description": "Which full model to build."}},
-        "allOf": branches,
+        **({"allOf": branches} if branches else {}),  # draft 2020-12: allOf must not be empty
     }
 
 
@@ -316,5 +325,5 @@ def _losses() -> dict[str, Any]:
             },
         },
         "required": ["criterion"],
-        "allOf": branches,
+        **({"allOf": branches} if branches else {}),  # draft 2020-12: allOf must not be empty
     }

@@ -1,0 +1,1 @@
+"""The runtime: train, evaluate and predict with compiled models (imports torch lazily)."""

@@ -1,0 +1,358 @@
+"""Classification data: the built-in ``digits`` set, NetsPresso's local CSV layout, and an image-folder layout.
+
+Every problem the user can fix (a missing folder or file, an unreadable CSV, a label outside the class list, a
+corrupt image, an empty split) raises :class:`DataError` naming the path (and CSV line). The class list comes from
+the data, never from the spec. How a sample becomes a tensor is a :class:`Preprocess`, stored in the weights'
+metadata so ``npc predict`` prepares an image exactly as training did.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+from ._errors import EXIT_USAGE, DataError
+
+__all__ = ["DataBundle", "Preprocess", "build_data"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+DIGITS_MEAN = [0.5, 0.5, 0.5]
+DIGITS_STD = [0.5, 0.5, 0.5]
+HOLDOUT_FRACTION = 0.2  # of the train split, when the data names no valid split
+SPLIT_SEED = 0  # splits never depend on the training seed
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How one image becomes a (3, S, S) tensor; ``kind`` is ``rgb`` (files) or ``digits`` (8x8 grey, upscaled)."""
+
+    kind: str
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Preprocess:
+        raw = json.loads(text)
+        return cls(raw["kind"], int(raw["image_size"]), tuple(raw["mean"]), tuple(raw["std"]))
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, dtype=x.dtype).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype).view(-1, 1, 1)
+        return (x - mean) / std
+
+    def digits_batch(self, values: np.ndarray) -> torch.Tensor:
+        """(N, 8, 8) intensities in [0, 1] → (N, 3, S, S) normalised."""
+        x = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).unsqueeze(1)
+        x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear")
+        return self.normalise(x.repeat(1, 3, 1, 1))
+
+    def image(self, path: str | Path) -> torch.Tensor:
+        """One image file → (3, S, S), as the model saw its training data."""
+        image = _open_image(path)
+        if self.kind == "digits":  # grey, 8x8 like sklearn's digits (bright ink on a dark ground)
+            small = image.convert("L").resize((8, 8), _pil().Image.Resampling.BOX)
+            return self.digits_batch(np.asarray(small, dtype=np.float32)[None] / 255.0)[0]
+        rgb = image.convert("RGB").resize((self.image_size, self.image_size), _pil().Image.Resampling.BILINEAR)
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
+        return self.normalise(x)
+
+
+@dataclass
+class DataBundle:
+    splits: dict[str, Dataset]  # "train", "valid", "test" (those that exist)
+    num_classes: int
+    class_names: list[str]
+    preprocess: Preprocess
+    in_memory: bool  # tensors already in memory: loading needs no worker processes
+    description: str
+    notes: list[str]
+
+
+def build_data(config: dict[str, Any], splits: Sequence[str] = ("train", "valid")) -> DataBundle:
+    """The datasets named in ``splits`` (``valid`` falls back to a fixed holdout of ``train``)."""
+    kind = config["format"]
+    if kind == "digits":
+        bundle = _digits(config, splits)
+    elif kind == "local":
+        bundle = _local_csv(config, splits)
+    else:
+        bundle = _image_folder(config, splits)
+    expected = config.get("num_classes")
+    if expected is not None and expected != bundle.num_classes:
+        raise DataError(f"data.num_classes is {expected}, but the data has {bundle.num_classes} classes")
+    return bundle
+
+
+# --- digits ----------------------------------------------------------------------------------------------------
+
+
+def _digits(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = digits.images.astype(np.float32) / 16.0  # (1797, 8, 8), 0..16 → 0..1
+    labels = digits.target.astype(np.int64)
+    indices = np.arange(len(labels))
+    train_idx, valid_idx = train_test_split(
+        indices, test_size=HOLDOUT_FRACTION, random_state=SPLIT_SEED, stratify=labels
+    )
+    preprocess = Preprocess("digits", int(config["image_size"]), tuple(DIGITS_MEAN), tuple(DIGITS_STD))
+    chosen = {"train": np.sort(train_idx), "valid": np.sort(valid_idx)}
+    out: dict[str, Dataset] = {}
+    notes = []
+    for split in splits:
+        if split == "test":
+            notes.append("digits has no test split; using valid")
+            split_idx = chosen["valid"]
+        else:
+            split_idx = chosen[split]
+        out[split] = TensorDataset(preprocess.digits_batch(images[split_idx]), torch.from_numpy(labels[split_idx]))
+    names = [str(i) for i in range(10)]
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in out.items())
+    return DataBundle(
+        out, 10, names, preprocess, True, f"digits (scikit-learn, 8x8 → {preprocess.image_size}²; {sizes})", notes
+    )
+
+
+# --- files -------------------------------------------------------------------------------------------------------
+
+
+class ImageFiles(Dataset):
+    """(path, class index) pairs decoded lazily; a file that will not decode raises DataError naming it."""
+
+    def __init__(self, items: list[tuple[Path, int]], preprocess: Preprocess) -> None:
+        self.items, self.preprocess = items, preprocess
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.items[index]
+        return self.preprocess.image(path), label
+
+
+def _pil():
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError:  # pragma: no cover - Pillow is a runtime dependency
+        raise DataError("reading image files needs Pillow: pip install pillow", EXIT_USAGE) from None
+    import PIL
+
+    return PIL
+
+
+def _open_image(path: str | Path):
+    pil = _pil()
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: image not found", EXIT_USAGE)
+    try:
+        with pil.Image.open(path) as image:
+            image.load()  # decode now, so a truncated or corrupt file fails here and names itself
+            return image.copy()
+    except (OSError, SyntaxError, ValueError, pil.Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: cannot decode image ({exc})") from None
+
+
+def _rgb_preprocess(config: dict[str, Any]) -> Preprocess:
+    return Preprocess("rgb", int(config["image_size"]), tuple(config["mean"]), tuple(config["std"]))
+
+
+def _root(config: dict[str, Any]) -> Path:
+    root = Path((config.get("path") or {}).get("root") or ".")
+    if not root.is_dir():
+        raise DataError(f"data.path.root: folder not found: {root} (relative paths start at the current folder)", 2)
+    return root
+
+
+def _split_paths(config: dict[str, Any], split: str) -> tuple[str | None, str | None]:
+    node = (config.get("path") or {}).get(split) or {}
+    return node.get("image"), node.get("label")
+
+
+def _folder(root: Path, relative: str, what: str) -> Path:
+    folder = root / relative
+    if not folder.is_dir():
+        raise DataError(f"{what}: folder not found: {folder}", EXIT_USAGE)
+    return folder
+
+
+def _holdout(dataset: Dataset, notes: list[str], source: str) -> tuple[Dataset, Dataset]:
+    count = len(dataset)
+    order = np.random.RandomState(SPLIT_SEED).permutation(count)
+    n_valid = max(1, int(round(count * HOLDOUT_FRACTION)))
+    if count < 2:
+        raise DataError(f"{source}: too few samples ({count}) to hold out a validation split")
+    notes.append(f"no valid split given: holding out {n_valid} of {count} train samples (fixed split)")
+    return Subset(dataset, sorted(order[n_valid:].tolist())), Subset(dataset, sorted(order[:n_valid].tolist()))
+
+
+def _finish(
+    config: dict[str, Any],
+    splits: Sequence[str],
+    per_split: dict[str, list[tuple[Path, int]]],
+    names: list[str],
+    origin: dict[str, str],
+    notes: list[str],
+) -> DataBundle:
+    preprocess = _rgb_preprocess(config)
+    datasets: dict[str, Dataset] = {}
+    for split, items in per_split.items():
+        if not items:
+            raise DataError(f"{origin[split]}: the {split} split is empty")
+        datasets[split] = ImageFiles(items, preprocess)
+    if "valid" in splits and "valid" not in datasets:
+        if "train" not in datasets:
+            raise DataError("data.path.valid: no valid split given (and no train split to hold one out from)", 2)
+        datasets["train"], datasets["valid"] = _holdout(datasets["train"], notes, origin["train"])
+    datasets = {split: datasets[split] for split in splits}
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in datasets.items())
+    description = f"{config.get('name') or config['format']} ({config['format']}, {len(names)} classes; {sizes})"
+    return DataBundle(datasets, len(names), names, preprocess, False, description, notes)
+
+
+def _local_csv(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
+    """NetsPresso's local layout: one image folder and one ``image_id,class`` CSV per split."""
+    root = _root(config)
+    keys, names = _id_mapping(config.get("id_mapping"))
+    rows: dict[str, list[tuple[Path, str, str]]] = {}  # split -> (image, class text, "csv:line")
+    origin: dict[str, str] = {}
+    for split in ("train", "valid", "test"):  # all of them: the class count must not depend on the command
+        image_dir, label_file = _split_paths(config, split)
+        if image_dir is None and label_file is None:
+            if split in splits and split != "valid":  # a missing valid split is held out of train
+                raise DataError(f"data.path.{split}: no {split} images/labels given", EXIT_USAGE)
+            continue
+        if image_dir is None or label_file is None:
+            missing = "image" if image_dir is None else "label"
+            raise DataError(f"data.path.{split}.{missing}: required with the local (CSV) layout", EXIT_USAGE)
+        folder = _folder(root, image_dir, f"data.path.{split}.image")
+        csv_path = root / label_file
+        rows[split] = _read_csv(csv_path, folder)
+        origin[split] = str(csv_path)
+
+    if keys is None:  # no id_mapping: integer classes are indices; names are sorted
+        values = {text for split_rows in rows.values() for _, text, _ in split_rows}
+        if values and all(_is_int(v) for v in values):
+            count = max(int(v) for v in values) + 1
+            keys, names = [str(i) for i in range(count)], [str(i) for i in range(count)]
+        else:
+            train_values = {text for _, text, _ in rows.get("train", [])} or values
+            keys = names = sorted(train_values)
+    index = {key: i for i, key in enumerate(keys)}
+
+    per_split: dict[str, list[tuple[Path, int]]] = {}
+    for split, split_rows in rows.items():
+        items = []
+        for image, text, where in split_rows:
+            if text in index:
+                label = index[text]
+            elif _is_int(text) and 0 <= int(text) < len(keys):
+                label = int(text)
+            else:
+                known = f"0..{len(keys) - 1}" if all(_is_int(k) for k in keys) else ", ".join(keys[:12])
+                raise DataError(f"{where}: class {text!r} is not one of the {len(keys)} classes ({known})")
+            items.append((image, label))
+        per_split[split] = items
+    return _finish(config, splits, per_split, names, origin, [])
+
+
+def _read_csv(csv_path: Path, folder: Path) -> list[tuple[Path, str, str]]:
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise DataError(f"{csv_path}: cannot read label file ({exc.strerror or exc})", EXIT_USAGE) from None
+    except UnicodeDecodeError:
+        raise DataError(f"{csv_path}: label file is not UTF-8 text") from None
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if header is None:
+        raise DataError(f"{csv_path}: label file is empty (expected a header 'image_id,class')")
+    columns = [h.strip() for h in header]
+    if "image_id" not in columns or "class" not in columns:
+        raise DataError(f"{csv_path}:1: expected the columns 'image_id' and 'class', got {', '.join(columns)}")
+    image_col, class_col = columns.index("image_id"), columns.index("class")
+    rows = []
+    for line_no, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        where = f"{csv_path}:{line_no}"
+        if len(row) <= max(image_col, class_col):
+            raise DataError(f"{where}: expected {len(columns)} columns, got {len(row)}")
+        image_id, value = row[image_col].strip(), row[class_col].strip()
+        image = folder / image_id
+        if not image_id or not image.is_file():
+            raise DataError(f"{where}: image not found: {image}", EXIT_USAGE)
+        rows.append((image, value, where))
+    if not rows:
+        raise DataError(f"{csv_path}: label file has no rows")
+    return rows
+
+
+def _id_mapping(mapping: Any) -> tuple[list[str] | None, list[str] | None]:
+    """(label values as written in the CSV, class names), both in class-index order."""
+    if mapping is None:
+        return None, None
+    if isinstance(mapping, list):
+        names = [str(v) for v in mapping]
+        return names, names
+    keys = [str(k) for k in mapping]
+    return keys, [str(v) for v in mapping.values()]
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _image_folder(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
+    """One sub-folder per class under each split's image folder (torchvision's ImageFolder layout)."""
+    root = _root(config)
+    folders: dict[str, Path] = {}
+    wanted = list(dict.fromkeys([*splits, "train"]))  # train fixes the class list (and a valid holdout)
+    for split in wanted:
+        image_dir, label = _split_paths(config, split)
+        if label is not None:
+            raise DataError(f"data.path.{split}.label: the image_folder layout takes its labels from sub-folders", 2)
+        if image_dir is None:
+            if split in ("train", "test") and split in splits:
+                raise DataError(f"data.path.{split}.image: required", EXIT_USAGE)
+            continue
+        folders[split] = _folder(root, image_dir, f"data.path.{split}.image")
+    if not folders:
+        raise DataError("data.path.train.image: required (the folder with one sub-folder per class)", EXIT_USAGE)
+    reference = folders.get("train") or next(iter(folders.values()))
+    found = sorted(p.name for p in reference.iterdir() if p.is_dir() and not p.name.startswith("."))
+    keys, names = _id_mapping(config.get("id_mapping"))  # a mapping's keys are folder names
+    if keys is None:
+        keys = names = found
+    if not keys:
+        raise DataError(f"{reference}: no class sub-folders (expected one folder per class)")
+    index = {key: i for i, key in enumerate(keys)}
+    per_split: dict[str, list[tuple[Path, int]]] = {}
+    for split, folder in folders.items():
+        items = []
+        for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if class_dir.name not in index:
+                raise DataError(f"{class_dir}: class folder not in the class list ({', '.join(keys[:12])})")
+            files = sorted(f for f in class_dir.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            items += [(f, index[class_dir.name]) for f in files]
+        per_split[split] = items
+    origin = {split: str(folder) for split, folder in folders.items()}
+    return _finish(config, splits, per_split, names, origin, [])

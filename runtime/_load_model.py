@@ -1,0 +1,151 @@
+"""From spec to ``nn.Module``: compile (or take a given model.py), import it from a file, build, load weights, freeze.
+
+The source is imported from a file on disk with importlib — the file a run folder keeps next to its weights — so
+what trained is exactly what a user can later import. A model.py that fails to import or lacks
+``build_model(num_classes)`` is reported with its path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..spec import Checkpoint, Diagnostic, SpecError
+from ._checkpoint import LoadReport, apply_weights, load_weights
+from ._config import RunConfig
+from ._errors import EXIT_USAGE, RunError
+
+__all__ = ["apply_checkpoint", "build", "compile_source", "freeze_backbone", "import_model", "model_source"]
+
+
+def compile_source(config: RunConfig) -> str:
+    """The compiled model.py text for the run's spec; compile errors become located diagnostics."""
+    from ..compiler import CompileError, compile_spec, sha256_of
+
+    try:
+        return compile_spec(config.spec, spec_sha256=sha256_of(config.spec_path)).source
+    except CompileError as exc:
+        line, col = config.spec_source.position(exc.pointer) or (None, None)
+        raise SpecError([Diagnostic(config.spec_path, exc.pointer, exc.message, line, col, "compile")], 1) from None
+
+
+def model_source(config: RunConfig, model_py: str | Path | None) -> str:
+    """``model_py``'s text when given, else the spec compiled now."""
+    if model_py is None:
+        return compile_source(config)
+    try:
+        return Path(model_py).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RunError(f"{model_py}: cannot read model file ({exc.strerror or exc})", EXIT_USAGE) from None
+
+
+def import_model(path: str | Path) -> ModuleType:
+    """Import ``path`` as a fresh module (a unique name per file content, so two runs never share one)."""
+    path = Path(path).resolve()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    name = f"npc_model_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RunError(f"{path}: cannot import (not a Python file?)", EXIT_USAGE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses / pickling look modules up by name
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        where = _frame_in(path, exc)
+        raise RunError(f"{where}: importing the model failed: {type(exc).__name__}: {exc}") from None
+    if not callable(getattr(module, "build_model", None)):
+        raise RunError(f"{path}: defines no build_model(num_classes) function")
+    return module
+
+
+def _frame_in(path: Path, exc: BaseException) -> str:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path]
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f"{path}:{exc.lineno}"
+    return f"{path}:{frames[-1].lineno}" if frames else str(path)
+
+
+def build(module: ModuleType, num_classes: int, path: str | Path) -> nn.Module:
+    try:
+        model = module.build_model(num_classes=num_classes)
+    except Exception as exc:
+        raise RunError(f"{path}: build_model(num_classes={num_classes}) failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise RunError(f"{path}: build_model() returned {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def check_output(out: Any, num_classes: int, batch: int, path: str | Path) -> torch.Tensor:
+    """The logits of a classification forward pass, or a clear error when the model returns something else."""
+    if not isinstance(out, dict) or "pred" not in out:
+        got = f"dict with keys {sorted(out)}" if isinstance(out, dict) else type(out).__name__
+        raise RunError(f"{path}: forward() must return a dict with 'pred' (classification logits); got {got}")
+    pred = out["pred"]
+    if not isinstance(pred, torch.Tensor) or tuple(pred.shape) != (batch, num_classes):
+        shape = tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__
+        raise RunError(f"{path}: forward()['pred'] has shape {shape}; expected ({batch}, {num_classes})")
+    return pred
+
+
+def apply_checkpoint(model: nn.Module, checkpoint: Checkpoint) -> tuple[LoadReport | None, list[str]]:
+    """Honour ``model.checkpoint``: load ``path`` when ``use_pretrained``; returns the report and notes.
+
+    ``use_pretrained: true`` without a path asks NetsPresso Trainer to download its published weights; npc has
+    no weight hub (it works offline), so it says so and trains from scratch.
+    """
+    notes: list[str] = []
+    if checkpoint.fx_model:
+        raise RunError(
+            f"{checkpoint.fx_model}: fx_model_checkpoint is not supported: loading a torch.fx model means "
+            "unpickling code. Compile the architecture from the spec and load a state dict via checkpoint.path",
+            EXIT_USAGE,
+        )
+    if not checkpoint.use_pretrained:
+        if checkpoint.path:
+            notes.append(f"checkpoint.path {checkpoint.path} is not loaded because use_pretrained is false")
+        return None, notes
+    if not checkpoint.path:
+        notes.append(
+            "checkpoint.use_pretrained is true but no checkpoint.path is given: npc has no weight hub (it works "
+            "offline), so the model starts from scratch. Download the weights and set checkpoint.path to use them"
+        )
+        return None, notes
+    state, _ = load_weights(checkpoint.path)
+    report = apply_weights(model, state, checkpoint.path, load_head=checkpoint.load_head)
+    notes.append(
+        f"loaded {report.loaded} tensors from {checkpoint.path}"
+        + (f" (skipped {report.skipped_head} head tensors: load_head is false)" if report.skipped_head else "")
+    )
+    notes += report.warnings
+    return report, notes
+
+
+def freeze_backbone(model: nn.Module) -> bool:
+    """Stop the backbone learning: its parameters get no gradient and its BatchNorm statistics stay fixed.
+
+    Call :func:`keep_frozen_eval` after every ``model.train()``. Returns False when the model has no ``backbone``
+    (a ``full`` model), where nothing is frozen — as in NetsPresso Trainer.
+    """
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(backbone, nn.Module):
+        return False
+    for param in backbone.parameters():
+        param.requires_grad_(False)
+    return True
+
+
+def keep_frozen_eval(model: nn.Module) -> None:
+    """Put a frozen backbone back in eval mode (BatchNorm uses and keeps its running statistics)."""
+    backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, nn.Module):
+        backbone.eval()

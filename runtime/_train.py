@@ -1,0 +1,350 @@
+"""``npc train``: one process, one device. Compile → import → build → (load, freeze) → train/validate per epoch.
+
+Each epoch ends with, in this order: ``best.safetensors`` (when valid top-1 improved), ``last.safetensors``,
+``metrics.csv``, ``training_state.pt`` — each written atomically, so an interruption at any point leaves a run
+folder that resumes from the last completed epoch. With a fixed seed on CPU, a resumed run ends with the same
+weights as an uninterrupted one: shuffling draws from a generator re-seeded from (seed, epoch), and the global
+RNG states are saved and restored.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+
+from .. import __version__
+from ._checkpoint import (
+    atomic_write_text,
+    capture_rng,
+    load_training_state,
+    restore_rng,
+    save_training_state,
+    save_weights,
+)
+from ._config import RunConfig
+from ._data import DataBundle, build_data
+from ._errors import EXIT_USAGE, CheckpointError, RunError
+from ._load_model import (
+    apply_checkpoint,
+    build,
+    check_output,
+    freeze_backbone,
+    import_model,
+    keep_frozen_eval,
+    model_source,
+)
+from ._losses import build_loss
+from ._metrics import evaluate
+from ._optim import ModelEMA, build_optimizer, build_scheduler
+from ._report import Reporter
+
+__all__ = ["Interrupted", "TrainOptions", "TrainResult", "resolve_device", "train"]
+
+STATE_FORMAT = "npc-training-state"
+
+
+class Interrupted(RunError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 130)
+
+
+@dataclass
+class TrainOptions:
+    out_dir: Path
+    device: str | None = None  # "cpu", "cuda", or None: cuda when available
+    model_py: Path | None = None  # an already compiled model.py instead of compiling the spec
+    resume: Path | None = None  # training_state.pt (or its run folder); else the spec's checkpoint.optimizer_path
+    stop_after: int | None = None  # stop after this many epochs in total, as if interrupted (tests)
+    tensorboard: bool = True
+    command: str = ""  # the command line, recorded in resolved.yaml
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    best_epoch: int | None
+    best_top1: float | None
+    last: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def resolve_device(name: str | None) -> torch.device:
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RunError("--device cuda: no CUDA device is available (this torch build or machine has none)", EXIT_USAGE)
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train(config: RunConfig, options: TrainOptions, console: Console | None = None) -> TrainResult:
+    console = console or Console()
+    started = time.perf_counter()
+    training = config.training
+    epochs, seed = training["epochs"], training["seed"]
+    device = resolve_device(options.device)
+    run_dir = Path(options.out_dir)
+
+    if config.spec.task != "classification":
+        raise RunError(f"{config.spec_path}: npc train supports task classification only (got {config.spec.task!r})")
+    seed_everything(seed)
+    data = build_data(config.data, ("train", "valid"))
+    loss_fn, loss_notes = build_loss(config.spec.losses, config.spec_source)
+    notes = data.notes + loss_notes
+
+    source = model_source(config, options.model_py)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "model.py", source)
+    atomic_write_text(run_dir / "resolved.yaml", _resolved_yaml(config, data, options, device))
+    module = import_model(run_dir / "model.py")
+    torch.manual_seed(seed)  # the initial weights depend on the seed only
+    model = build(module, data.num_classes, run_dir / "model.py")
+
+    resume_path = options.resume or (
+        Path(config.spec.checkpoint.optimizer_path) if config.spec.checkpoint.optimizer_path else None
+    )
+    state = load_training_state(resume_path) if resume_path else None
+    if state is None:
+        _, checkpoint_notes = apply_checkpoint(model, config.spec.checkpoint)
+        notes += checkpoint_notes
+    else:
+        notes.append(f"resuming from {resume_path} (epoch {state['epoch']} of {state.get('epochs')} done)")
+    frozen = False
+    if config.spec.freeze_backbone:
+        frozen = freeze_backbone(model)
+        if not frozen:
+            notes.append("freeze_backbone is ignored: the model has no separate backbone (a 'full' model)")
+    model.to(device)
+    loss_fn.to(device)
+    try:
+        optimizer = build_optimizer(model, training["optimizer"])
+    except ValueError as exc:
+        raise RunError(f"{config.spec_path}: {exc} (is everything frozen?)") from None
+    scheduler = build_scheduler(optimizer, training, epochs)
+    ema = ModelEMA(model, training["ema"]) if training.get("ema") else None
+
+    start_epoch, best_top1, best_epoch = 0, None, None
+    if state is not None:
+        start_epoch, best_top1, best_epoch = _resume(state, resume_path, model, optimizer, scheduler, ema, data)
+        if state.get("epochs") not in (None, epochs):
+            notes.append(
+                f"training.epochs is {epochs} (was {state['epochs']}): the learning-rate schedule follows {epochs}"
+            )
+
+    console.print(
+        f"npc train: {config.spec.name} ({sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable) on {device}; "
+        f"data: {data.description}; run folder: {run_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+
+    workers = training.get("num_workers")
+    if workers is None:
+        workers = 0 if data.in_memory else min(4, os.cpu_count() or 1)
+    generator = torch.Generator()
+    train_set, valid_set = data.splits["train"], data.splits["valid"]
+    batch_size = training["batch_size"]
+    train_loader = DataLoader(
+        train_set,
+        batch_size=batch_size,
+        sampler=RandomSampler(train_set, generator=generator),
+        num_workers=workers,
+        drop_last=len(train_set) % batch_size == 1 and len(train_set) > 1,  # BatchNorm cannot train on one sample
+        pin_memory=device.type == "cuda",
+    )
+    valid_loader = DataLoader(valid_set, batch_size=batch_size, shuffle=False, num_workers=workers)
+
+    reporter = Reporter(run_dir, console, epochs=epochs, start_epoch=start_epoch, tensorboard=options.tensorboard)
+    if state is not None:
+        restore_rng(state["rng"])  # last: nothing between here and the first step draws random numbers
+    metadata = _weights_metadata(config, data)
+    last_row: dict[str, Any] = {}
+    epoch = start_epoch
+    checked = False
+    try:
+        if start_epoch >= epochs:
+            console.print(f"nothing to do: {start_epoch} of {epochs} epochs are already done")
+        for epoch in range(start_epoch, epochs):
+            if options.stop_after is not None and epoch >= options.stop_after:
+                break
+            generator.manual_seed(seed * 100_003 + epoch)
+            lr = optimizer.param_groups[0]["lr"]
+            model.train()
+            if frozen:
+                keep_frozen_eval(model)
+            reporter.start_epoch(epoch, len(train_loader), lr)
+            tick, seen, loss_sum = time.perf_counter(), 0, 0.0
+            for step, (images, labels) in enumerate(train_loader):
+                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+                if not checked:  # the first batch: a failing forward pass is most likely a data/model mismatch
+                    out = _first_forward(model, images, run_dir / "model.py")
+                    check_output(out, data.num_classes, len(labels), run_dir / "model.py")
+                    checked = True
+                else:
+                    out = model(images)
+                loss, _ = loss_fn(out, labels)
+                if not torch.isfinite(loss):
+                    raise RunError(
+                        f"the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: lower "
+                        "training.optimizer.lr or set training.max_norm"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if training.get("max_norm"):
+                    nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], training["max_norm"])
+                optimizer.step()
+                if ema is not None:
+                    ema.update(model)
+                seen += len(labels)
+                loss_sum += float(loss.detach()) * len(labels)
+                elapsed = time.perf_counter() - tick
+                reporter.step(epoch * len(train_loader) + step, float(loss.detach()), lr, seen / max(elapsed, 1e-9))
+            train_seconds = time.perf_counter() - tick
+            scheduler.step()
+
+            eval_model = ema.module if ema is not None else model
+            metrics = evaluate(eval_model, valid_loader, loss_fn, data.num_classes, device)
+            improved = best_top1 is None or metrics["top1"] > best_top1
+            if improved:
+                best_top1, best_epoch = metrics["top1"], epoch + 1
+            last_row = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / max(1, seen),
+                "valid_loss": metrics["loss"],
+                "valid_top1": metrics["top1"],
+                "valid_top5": metrics["top5"],
+                "lr": lr,
+                "epoch_seconds": time.perf_counter() - tick,
+                "train_images_per_second": seen / max(train_seconds, 1e-9),
+            }
+            weights = eval_model.state_dict()
+            meta = {**metadata, "epoch": epoch + 1, "valid_top1": metrics["top1"]}
+            if improved:
+                save_weights(run_dir / "best.safetensors", weights, meta)
+            save_weights(run_dir / "last.safetensors", weights, meta)
+            reporter.end_epoch(last_row, improved)
+            save_training_state(
+                run_dir / "training_state.pt",
+                {
+                    "format": STATE_FORMAT,
+                    "version": 1,
+                    "epoch": epoch + 1,
+                    "epochs": epochs,
+                    "num_classes": data.num_classes,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else None,
+                    "best_top1": best_top1,
+                    "best_epoch": best_epoch,
+                    "seed": seed,
+                    "rng": capture_rng(),
+                },
+            )
+            epoch += 1
+    except KeyboardInterrupt:
+        reporter.close()
+        raise Interrupted(
+            f"interrupted in epoch {epoch + 1}; {run_dir} holds epoch {epoch}. Resume with: "
+            f"npc train {config.spec_path} --out {run_dir} --resume {run_dir / 'training_state.pt'}"
+        ) from None
+    except BaseException:
+        reporter.close()
+        raise
+    reporter.summary(best_epoch, best_top1)
+    reporter.close()
+    seconds = time.perf_counter() - started
+    if best_top1 is not None:
+        console.print(
+            f"best valid top-1 {best_top1:.2%} at epoch {best_epoch} → {run_dir / 'best.safetensors'} ({seconds:.1f}s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return TrainResult(run_dir, epoch, best_epoch, best_top1, last_row, seconds)
+
+
+def _first_forward(model: nn.Module, images: torch.Tensor, path: Path) -> Any:
+    try:
+        return model(images)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(
+            f"{path}: the forward pass failed on a batch of shape {tuple(images.shape)}: {first} "
+            "(is data.image_size large enough for this model?)"
+        ) from None
+
+
+def _resume(state, path, model, optimizer, scheduler, ema, data: DataBundle) -> tuple[int, float | None, int | None]:
+    if state.get("num_classes") != data.num_classes:
+        raise CheckpointError(
+            f"{path}: was trained with {state.get('num_classes')} classes; the data has {data.num_classes}"
+        )
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ema is not None and state.get("ema"):
+            ema.load_state_dict(state["ema"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: does not fit this model/training setup ({first})") from None
+    return int(state["epoch"]), state.get("best_top1"), state.get("best_epoch")
+
+
+def _weights_metadata(config: RunConfig, data: DataBundle) -> dict[str, Any]:
+    return {
+        "npc_version": __version__,
+        "task": config.spec.task,
+        "model": config.spec.name,
+        "num_classes": data.num_classes,
+        "class_names": data.class_names,
+        "preprocess": data.preprocess.to_json(),
+        "ema": bool(config.training.get("ema")),
+    }
+
+
+def _resolved_yaml(config: RunConfig, data: DataBundle, options: TrainOptions, device: torch.device) -> str:
+    from ruamel.yaml import YAML
+
+    document = config.resolved_document()
+    document["data"]["num_classes"] = data.num_classes  # checked against the data when the file is reused
+    root = (document["data"].get("path") or {}).get("root")
+    if root:
+        document["data"]["path"]["root"] = str(Path(root).resolve())
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False
+    buffer = io.StringIO()
+    yaml.dump(document, buffer)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    header = (
+        f"# Resolved by npc {__version__} at {now} (torch {torch.__version__}, device {device}, "
+        f"python {sys.version.split()[0]}).\n"
+        f"# command: {options.command or 'npc train'}\n"
+        "# The model, training and data sections as this run used them (defaults filled in).\n"
+        "# `npc train` accepts this file as a spec: it repeats the run.\n"
+    )
+    body = buffer.getvalue()
+    return header + body

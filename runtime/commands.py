@@ -1,0 +1,263 @@
+"""The runtime's subcommands: ``npc train``, ``npc evaluate``, ``npc predict``.
+
+Registering them imports neither torch nor the training code: ``npc validate``/``npc compile`` stay fast and work
+without torch. Handlers import what they need when they run. User mistakes print a message naming the file (or
+located spec diagnostics) and return 1 (invalid) or 2 (missing/unreadable, usage); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ._errors import EXIT_USAGE, RunError
+
+__all__ = ["register"]
+
+EXIT_OK = 0
+RUN_OUTPUTS = ("metrics.csv", "last.safetensors", "best.safetensors", "training_state.pt")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a classification spec (built-in digits data unless a data: section or --data says otherwise)",
+        description="Compile SPEC, train it, validate every epoch and save the run folder "
+        "(model.py, resolved.yaml, last/best.safetensors, training_state.pt, metrics.csv, tb/).",
+    )
+    p.add_argument("spec", metavar="SPEC", help="model spec (may hold training: and data: sections)")
+    p.add_argument("--training", metavar="FILE", help="YAML/JSON with a top-level training: section")
+    p.add_argument("--data", metavar="FILE", help="YAML/JSON with a top-level data: section")
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: a new runs/<spec name>[-N])")
+    p.add_argument("--epochs", type=_positive_int, help="override training.epochs")
+    p.add_argument("--batch-size", type=_positive_int, help="override training.batch_size")
+    p.add_argument("--lr", type=_positive_float, help="override training.optimizer.lr")
+    p.add_argument("--seed", type=_non_negative_int, help="override training.seed")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
+    p.add_argument("--model-py", metavar="FILE", help="train this compiled model.py instead of compiling SPEC")
+    p.add_argument(
+        "--resume",
+        metavar="STATE",
+        help="continue from a training_state.pt (or its run folder); same as model.checkpoint.optimizer_path",
+    )
+    p.add_argument("--no-tensorboard", action="store_true", help="do not write tb/ logs")
+    p.set_defaults(handler=_guarded(_train), command_name="train")
+
+    p = subparsers.add_parser("evaluate", help="print validation metrics of trained weights")
+    p.add_argument("spec", metavar="SPEC", help="model spec, or a run folder (uses its resolved.yaml and model.py)")
+    p.add_argument("--weights", metavar="W", help=".safetensors or .pth state dict (run folder: best.safetensors)")
+    p.add_argument("--training", metavar="FILE", help="YAML/JSON with a training: section (batch size)")
+    p.add_argument("--data", metavar="FILE", help="YAML/JSON with a top-level data: section")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="valid")
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    p.add_argument("--model-py", metavar="FILE", help="use this compiled model.py instead of compiling SPEC")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=_guarded(_evaluate), command_name="evaluate")
+
+    p = subparsers.add_parser("predict", help="print the label and score for each image")
+    p.add_argument("spec", metavar="SPEC", help="model spec, or a run folder (uses its resolved.yaml and model.py)")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--weights", metavar="W", help=".safetensors or .pth state dict (run folder: best.safetensors)")
+    p.add_argument("--data", metavar="FILE", help="take class names and preprocessing from this data: section")
+    p.add_argument("--top-k", type=_positive_int, default=1, help="also list the K best labels")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    p.add_argument("--model-py", metavar="FILE", help="use this compiled model.py instead of compiling SPEC")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=_guarded(_predict), command_name="predict")
+
+
+# --- argument types ------------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text, float)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _number(text: str, kind: type):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
+
+
+# --- error handling --------------------------------------------------------------------------------------------
+
+
+def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from ..spec import SpecError, format_text
+
+        try:
+            return handler(args)
+        except SpecError as exc:
+            print(format_text(exc.diagnostics), file=sys.stderr)
+            return exc.exit_code
+        except RunError as exc:
+            print(f"npc {args.command_name}: error: {_clean(exc.message)}", file=sys.stderr)
+            return exc.exit_code
+
+    return run
+
+
+def _clean(message: str) -> str:
+    """A DataError raised in a DataLoader worker comes back wrapped in the worker's traceback: keep the message."""
+    if "Original Traceback" in message:
+        last = [line for line in message.strip().splitlines() if line.strip()][-1]
+        return last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith("Error") else last
+    return message
+
+
+# --- shared ------------------------------------------------------------------------------------------------------
+
+
+def _config(args: argparse.Namespace, *, training: str | None = None, overrides: dict | None = None):
+    from ._config import load_run_config
+
+    return load_run_config(
+        args.spec, training_path=training, data_path=getattr(args, "data", None), overrides=overrides
+    )
+
+
+def _run_folder(args: argparse.Namespace) -> None:
+    """SPEC may be a run folder: take its resolved.yaml, model.py and best.safetensors unless told otherwise."""
+    folder = Path(args.spec)
+    if not folder.is_dir():
+        if args.weights is None:
+            raise RunError("--weights is required (or give a run folder as SPEC)", EXIT_USAGE)
+        return
+    resolved = folder / "resolved.yaml"
+    if not resolved.is_file():
+        raise RunError(f"{folder}: is a folder without resolved.yaml (not an npc train run folder)", EXIT_USAGE)
+    args.spec = str(resolved)
+    if args.model_py is None and (folder / "model.py").is_file():
+        args.model_py = str(folder / "model.py")
+    if args.weights is None:
+        args.weights = str(folder / "best.safetensors")
+
+
+# --- train -------------------------------------------------------------------------------------------------------
+
+
+def _train(args: argparse.Namespace) -> int:
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
+    config = _config(args, training=args.training, overrides=overrides)  # validate before importing torch
+
+    from rich.console import Console
+
+    from ._train import TrainOptions, train
+
+    console = Console()
+    resume = Path(args.resume) if args.resume else None
+    resuming = resume is not None or bool(config.spec.checkpoint.optimizer_path)
+    out = Path(args.out) if args.out else _fresh_folder(Path("runs") / Path(args.spec).stem.replace(".", "-"))
+    if not resuming and out.is_dir() and any((out / name).exists() for name in RUN_OUTPUTS):
+        console.print(f"[yellow]note:[/] replacing the previous run in {out}", highlight=False)
+        for name in RUN_OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "tb", ignore_errors=True)
+    options = TrainOptions(
+        out_dir=out,
+        device=args.device,
+        model_py=Path(args.model_py) if args.model_py else None,
+        resume=resume,
+        tensorboard=not args.no_tensorboard,
+        command=shlex.join(["npc", *sys.argv[1:]]) if sys.argv and Path(sys.argv[0]).name == "npc" else "npc train",
+    )
+    train(config, options, console)
+    return EXIT_OK
+
+
+def _fresh_folder(base: Path) -> Path:
+    if not base.exists():
+        return base
+    index = 2
+    while Path(f"{base}-{index}").exists():
+        index += 1
+    return Path(f"{base}-{index}")
+
+
+# --- evaluate / predict -------------------------------------------------------------------------------------------
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    _run_folder(args)
+    config = _config(args, training=args.training)
+
+    from ._infer import evaluate_weights
+
+    result = evaluate_weights(
+        config,
+        args.weights,
+        split=args.split,
+        model_py=args.model_py,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    rows = [
+        ("weights", result["weights"]),
+        ("data", result["data"]),
+        ("split", f"{result['split']} ({result['samples']} samples)"),
+        ("loss", f"{result['loss']:.4f}"),
+        ("top-1", f"{result['top1']:.2%}"),
+    ]
+    if result["top5"] is not None:
+        rows.append(("top-5", f"{result['top5']:.2%}"))
+    for key, value in rows:
+        print(f"{key:<8} {value}")
+    return EXIT_OK
+
+
+def _predict(args: argparse.Namespace) -> int:
+    _run_folder(args)
+    config = _config(args)
+
+    from ._infer import predict_images
+
+    records = predict_images(
+        config,
+        args.weights,
+        args.images,
+        model_py=args.model_py,
+        device=args.device,
+        top_k=args.top_k,
+        use_data=args.data is not None,
+    )
+    if args.format == "json":
+        print(json.dumps(records, indent=2))
+        return EXIT_OK
+    for record in records:
+        line = f"{record['image']}\t{record['label']}\t{record['score']:.4f}"
+        if args.top_k > 1:
+            line += "\t" + ", ".join(f"{r['label']} {r['score']:.4f}" for r in record["top_k"][1:])
+        print(line)
+    return EXIT_OK
