@@ -21,12 +21,19 @@ def compile_file(path: Path, **kwargs) -> str:
     return compile_spec(load_spec(path), **kwargs).source
 
 
+@lru_cache(maxsize=None)
 def compiles(path: Path) -> bool:
-    """Whether every component the spec names has a template (the zoo grows issue by issue)."""
-    from npc.compiler import registry
-    from npc.spec import load_spec
+    """Whether the spec is valid and every component it names has a template (the zoo grows issue by issue).
 
-    spec = load_spec(path)
+    Validity of every peer config is asserted separately (tests/unit/spec/test_peer_configs.py).
+    """
+    from npc.compiler import registry
+    from npc.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(path)
+    except SpecError:
+        return False
     return all(registry.get(c.kind, c.name).template for c in spec.components)
 
 
