@@ -32,13 +32,21 @@ def models_markdown() -> str:
     lines = [HEADER, "| kind | name | compiles | tasks | summary |", "|---|---|---|---|---|"]
     for cls in registry.list_components():
         compiles = "yes" if cls.template else "no"
-        lines.append(f"| {cls.kind} | [`{cls.name}`](#{cls.kind}-{cls.name}) | {compiles} | "
-                     f"{', '.join(cls.tasks)} | {cls.summary()} |")
+        lines.append(
+            f"| {cls.kind} | [`{cls.name}`](#{cls.kind}-{cls.name}) | {compiles} | "
+            f"{', '.join(cls.tasks)} | {cls.summary()} |"
+        )
     for cls in registry.list_components():
         lines += ["", f"## {cls.kind} `{cls.name}`", f'<a id="{cls.kind}-{cls.name}"></a>', "", cls.summary(), ""]
         if cls.params:
             lines += ["| param | default | meaning |", "|---|---|---|", *_param_rows(cls)]
         if cls.stage_params is not None:
-            lines += ["", "Each entry of `stage_params` follows this schema:", "", "```json",
-                      json.dumps(cls.stage_params, indent=2), "```"]
+            lines += [
+                "",
+                "Each entry of `stage_params` follows this schema:",
+                "",
+                "```json",
+                json.dumps(cls.stage_params, indent=2),
+                "```",
+            ]
     return "\n".join(lines) + "\n"

@@ -76,8 +76,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the registered components")
     p.add_argument("--kind", choices=("backbone", "neck", "head", "full", "loss"), default=None)
-    p.add_argument("--format", choices=("table", "markdown"), default="table",
-                   help="markdown: the full reference written to docs/models.md")
+    p.add_argument(
+        "--format",
+        choices=("table", "markdown"),
+        default="table",
+        help="markdown: the full reference written to docs/models.md",
+    )
     p.add_argument("-o", "--output", default="-")
     p.set_defaults(handler=_list)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ def compile_file(path: Path, **kwargs) -> str:
     return compile_spec(load_spec(path), **kwargs).source
 
 
-@lru_cache(maxsize=None)
+@cache
 def compiles(path: Path) -> bool:
     """Whether the spec is valid and every component it names has a template (the zoo grows issue by issue).
 

@@ -5,14 +5,18 @@ import sys
 import venv
 
 import pytest
+
 from helpers import EXAMPLES, REPO
 
 
 @pytest.mark.slow
 def test_wheel_installs_into_a_fresh_venv_and_validates_and_compiles(tmp_path):
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
     wheel = next(wheels.glob("npc-*.whl"))
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
@@ -20,14 +24,14 @@ def test_wheel_installs_into_a_fresh_venv_and_validates_and_compiles(tmp_path):
     subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True)
     npc = env_dir / "bin" / "npc"
 
-    result = subprocess.run([str(npc), "validate", *map(str, EXAMPLES)], capture_output=True, text=True,
-                            cwd=tmp_path)
+    result = subprocess.run([str(npc), "validate", *map(str, EXAMPLES)], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count(": ok") == len(EXAMPLES)
 
     out = tmp_path / "model.py"
-    result = subprocess.run([str(npc), "compile", str(EXAMPLES[0]), "-o", str(out)], capture_output=True,
-                            text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [str(npc), "compile", str(EXAMPLES[0]), "-o", str(out)], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "def build_model(num_classes: int)" in out.read_text()
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+
 from helpers import EXAMPLES, PEER_CONFIGS, REPO, compile_file, compiles, import_source
 
 COMPILABLE = [p for p in [*EXAMPLES, *PEER_CONFIGS] if compiles(p)]
@@ -24,8 +25,12 @@ def test_output_is_independent_of_the_hash_seed(tmp_path):
     for seed in ("0", "1"):
         out = tmp_path / f"model_{seed}.py"
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        subprocess.run([sys.executable, "-m", "npc", "compile", str(spec), "-o", str(out)], check=True, env=env,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "npc", "compile", str(spec), "-o", str(out)],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
 
@@ -34,11 +39,17 @@ def test_emitted_files_pass_ruff_format_and_check(tmp_path):
     for path in COMPILABLE:
         (tmp_path / f"{path.stem.replace('-', '_')}.py").write_text(compile_file(path))
     config = ["--config", "line-length = 110"]
-    fmt = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "--diff", *config, str(tmp_path)],
-                         capture_output=True, text=True)
+    fmt = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--diff", *config, str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
-    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "E,F,W,I,B,UP",
-                           *config, str(tmp_path)], capture_output=True, text=True)
+    lint = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "E,F,W,I,B,UP", *config, str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
@@ -70,8 +81,12 @@ def test_each_component_carries_its_spec_pointer():
 
 def test_compiler_does_not_import_torch(tmp_path):
     spec = COMPILABLE[0]
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "npc", "compile", str(spec), "-o",
-                             str(tmp_path / "m.py")], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "npc", "compile", str(spec), "-o", str(tmp_path / "m.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
     assert "torch" not in imported and not any(name.startswith("torch.") for name in imported)
 
@@ -105,9 +120,10 @@ def test_emitted_file_is_standalone(tmp_path):
     """The file runs in a fresh interpreter that has torch but where npc is not importable."""
     spec = REPO / "tests" / "specs" / "golden" / "tiny-resnet-classification.yaml"
     (tmp_path / "model.py").write_text(compile_file(spec))
-    code = ("import sys; sys.modules['npc'] = None; import model, torch; "
-            "print(model.build_model(num_classes=4)(torch.zeros(1, 3, 32, 32))['pred'].shape)")
+    code = (
+        "import sys; sys.modules['npc'] = None; import model, torch; "
+        "print(model.build_model(num_classes=4)(torch.zeros(1, 3, 32, 32))['pred'].shape)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "torch.Size([1, 4])" in result.stdout
-

@@ -7,6 +7,7 @@ import difflib
 import os
 
 import pytest
+
 from helpers import REPO, compile_file
 
 SPECS = sorted((REPO / "tests" / "specs" / "golden").glob("*.*"))

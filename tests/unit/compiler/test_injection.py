@@ -9,11 +9,11 @@ import ast
 import copy
 import json
 
-from helpers import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from helpers import REPO
 from npc.compiler import compile_spec
 from npc.spec import load_text, normalise, validate
 
@@ -27,8 +27,25 @@ HOSTILE = [
     "{{ 7*7 }}{% raw %}",
     "\u2028\u2029\x00\r",
 ]
-DANGEROUS = {"eval", "exec", "compile", "__import__", "open", "getattr", "setattr", "globals", "locals", "vars",
-             "os", "sys", "subprocess", "system", "importlib", "builtins", "__builtins__"}
+DANGEROUS = {
+    "eval",
+    "exec",
+    "compile",
+    "__import__",
+    "open",
+    "getattr",
+    "setattr",
+    "globals",
+    "locals",
+    "vars",
+    "os",
+    "sys",
+    "subprocess",
+    "system",
+    "importlib",
+    "builtins",
+    "__builtins__",
+}
 hostile_text = st.sampled_from(HOSTILE) | st.text(max_size=40)
 # String-valued places a user controls; most are enums or names, which validation must reject or sanitise.
 STRING_SLOTS = [

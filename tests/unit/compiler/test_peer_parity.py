@@ -5,6 +5,7 @@ Parametrised over every peer config whose families compile, so each zoo family i
 
 import pytest
 import torch
+
 from helpers import PEER_CONFIGS, compile_file, compiles, import_source, peer_keys, peer_results
 
 CASES = [path for path in PEER_CONFIGS if compiles(path)]
@@ -38,6 +39,11 @@ def test_matches_the_peer(config, tmp_path):
 
 def test_the_compiler_core_configs_are_covered():
     stems = {p.stem for p in CASES}
-    core = {"resnet18-classification", "resnet34-classification", "resnet50-classification",
-            "resnet50-segmentation", "resnet50-detection"}
+    core = {
+        "resnet18-classification",
+        "resnet34-classification",
+        "resnet50-classification",
+        "resnet50-segmentation",
+        "resnet50-detection",
+    }
     assert core <= stems, f"not compilable yet: {sorted(core - stems)}"

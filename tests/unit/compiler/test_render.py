@@ -15,9 +15,11 @@ from npc.compiler._render import LINE_LENGTH, format_assignment, literal
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.tuples(children)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children)
+        | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=12,
 )
 
@@ -63,8 +65,11 @@ def test_objects_are_refused():
 
 
 @settings(max_examples=200)
-@given(st.dictionaries(st.from_regex(r"[a-z_]{1,12}", fullmatch=True).filter(lambda k: not keyword.iskeyword(k)),
-                       values, max_size=8))
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z_]{1,12}", fullmatch=True).filter(lambda k: not keyword.iskeyword(k)), values, max_size=8
+    )
+)
 def test_assignment_layout_parses_and_respects_line_length_where_possible(kwargs):
     lines = format_assignment("self.head", "Head", kwargs, "        ")
     tree = ast.parse("\n".join(line[8:] for line in lines))

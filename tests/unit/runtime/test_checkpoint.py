@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 import torch
+
 from npc.runtime import _checkpoint
 from npc.runtime._checkpoint import (
     apply_weights,

@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pytest
-from npc.runtime.commands import _clean
 
 from npc.cli import main
+from npc.runtime.commands import _clean
 
 ONE_EPOCH = "epochs: 1\nbatch_size: 128\noptimizer: {name: adamw, lr: 0.01}"
 DIGITS_16 = "format: digits\nimage_size: 16"

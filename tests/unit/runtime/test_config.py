@@ -1,6 +1,7 @@
 """The training:/data: sections: defaults, overrides, and located errors like spec validation's."""
 
 import pytest
+
 from npc.runtime._config import load_run_config, resolve_data, resolve_training
 from npc.spec import SpecError
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from npc.runtime._config import resolve_data
 from npc.runtime._data import build_data
 from npc.runtime._errors import DataError

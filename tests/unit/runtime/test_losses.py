@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from npc.runtime._losses import build_loss
 from npc.spec import LossSpec, Source, SpecError
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from npc.runtime._optim import ModelEMA, build_optimizer, build_scheduler, lr_at
 
 

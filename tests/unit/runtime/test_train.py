@@ -4,12 +4,13 @@ import csv
 
 import pytest
 import torch
+from rich.console import Console
+
 from npc.runtime import _train
 from npc.runtime._checkpoint import load_training_state, load_weights, save_weights
 from npc.runtime._config import load_run_config
 from npc.runtime._load_model import freeze_backbone, import_model, keep_frozen_eval
 from npc.runtime._train import Interrupted, TrainOptions, train
-from rich.console import Console
 
 SMALL = """
 epochs: 2
