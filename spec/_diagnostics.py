@@ -28,7 +28,9 @@ class Diagnostic:
         return where
 
     def __str__(self) -> str:
-        pointer = f" {self.pointer or '/'}:" if self.code != "syntax" and self.code != "io" else ""
+        # Syntax and I/O errors concern the text, not a value: they name a pointer only when one is known.
+        located = self.pointer or self.code not in ("syntax", "io")
+        pointer = f" {self.pointer or '/'}:" if located else ""
         return f"{self.location()}:{pointer} {self.message}"
 
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.scalarbool import ScalarBoolean
+
+from ._diagnostics import Diagnostic
 
 __all__ = ["LoadError", "Source", "load_file", "load_text", "pointer_join"]
 
@@ -48,9 +53,16 @@ class Source:
 class LoadError(Exception):
     """The file cannot be read or parsed; carries the position where known."""
 
-    def __init__(self, path: str, message: str, line: int | None = None, col: int | None = None) -> None:
-        self.path, self.message, self.line, self.col = path, message, line, col
-        super().__init__(message)
+    def __init__(
+        self, path: str, message: str, line: int | None = None, col: int | None = None, pointer: str | None = None
+    ) -> None:
+        self.path, self.message, self.line, self.col, self.pointer = path, message, line, col, pointer
+        super().__init__(f"{pointer}: {message}" if pointer else message)
+
+    def diagnostic(self) -> Diagnostic:
+        """The error as a diagnostic (exit code 2: the file could not be read as a spec at all)."""
+        code = "io" if self.line is None and self.message.startswith("cannot read") else "syntax"
+        return Diagnostic(self.path, self.pointer or "", self.message, self.line, self.col, code)
 
 
 def pointer_join(pointer: str, key: str | int) -> str:
@@ -70,11 +82,21 @@ def load_file(path: str | Path) -> Source:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise LoadError(str(path), f"not UTF-8 text (byte {exc.start})") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise LoadError(str(path), f"not UTF-8 text (byte {exc.start})", line, col) from None
+    if path.suffix.lower() == ".npc":  # the block language of docs/language.md, lowered to the same data model
+        from ._text_format import load_npc_text
+
+        return load_npc_text(text, str(path))
     return load_text(text, str(path), is_json=path.suffix.lower() == ".json")
 
 
 def load_text(text: str, path: str = "<string>", *, is_json: bool = False) -> Source:
+    if not text.strip() or (
+        not is_json and all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
+    ):
+        raise LoadError(path, "the file is empty: a spec is a mapping with a top-level `model:` key")
     if is_json:
         data = _parse_json(text, path)
         try:
@@ -83,7 +105,15 @@ def load_text(text: str, path: str = "<string>", *, is_json: bool = False) -> So
             positions = {}
         return Source(data, path, positions)
     node = _parse_yaml(text, path)
-    data = _plain(node, path, "", 0, [0])
+    try:
+        data = _plain(node, path, "", 0, [0])
+    except LoadError as exc:
+        if exc.line is None and exc.pointer:  # locate it through the key that holds the value
+            exc.line, exc.col = Source(None, path, _positions(node)).position(exc.pointer) or (None, None)
+        elif exc.line is None and exc.pointer == "":  # the document itself: where its node starts
+            mark = YAML(typ="rt").compose(text).start_mark
+            exc.line, exc.col = mark.line + 1, mark.column + 1
+        raise
     return Source(data, path, _positions(node))
 
 
@@ -92,12 +122,15 @@ def _parse_json(text: str, path: str) -> Any:
         seen: dict[str, Any] = {}
         for key, value in pairs:
             if key in seen:
-                raise LoadError(path, f"duplicate key {key!r}")
+                raise LoadError(path, f"invalid JSON: duplicate key {key!r}", *_duplicate_position(text, path))
             seen[key] = value
         return seen
 
     def no_constant(name: str) -> Any:
-        raise LoadError(path, f"{name} is not valid JSON")
+        offset = text.find(name)
+        line = text.count("\n", 0, offset) + 1 if offset >= 0 else None
+        col = offset - text.rfind("\n", 0, offset) if offset >= 0 else None
+        raise LoadError(path, f"{name} is not valid JSON (numbers must be finite)", line, col)
 
     try:
         data = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constant)
@@ -131,8 +164,36 @@ def _parse_yaml(text: str, path: str) -> Any:
             problem = f"duplicate key {_duplicate_key_name(exc)}"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise LoadError(path, f"invalid YAML: {problem or exc}", line, col) from None
+    except TypeError:  # ruamel cannot hash a mapping or list used as a key (`- {a: 1}:` has a stray colon)
+        raise _complex_key_error(yaml, text, path) from None
     except (YAMLError, RecursionError, ValueError) as exc:
         raise LoadError(path, f"invalid YAML: {exc}") from None
+
+
+def _complex_key_error(yaml: YAML, text: str, path: str) -> LoadError:
+    """Locate the first mapping or list used as a mapping key by walking the composed (unhashed) node tree."""
+    stack: list[tuple[Node, str]] = [(yaml.compose(text), "")]
+    while stack:
+        node, pointer = stack.pop()
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if isinstance(key, (MappingNode, SequenceNode)):
+                    line, col = key.start_mark.line + 1, key.start_mark.column + 1
+                    message = "a mapping key is itself a mapping or list (a stray ':' after a {...} or [...]?)"
+                    return LoadError(path, message, line, col, pointer)
+                stack.append((value, pointer_join(pointer, getattr(key, "value", ""))))
+        elif isinstance(node, SequenceNode):
+            stack.extend((child, pointer_join(pointer, i)) for i, child in enumerate(node.value))
+    return LoadError(path, "invalid YAML: a mapping key is not a plain value")
+
+
+def _duplicate_position(text: str, path: str) -> tuple[int | None, int | None]:
+    """JSON is YAML 1.2, and ruamel's parser reports where a duplicate key sits; the json module does not."""
+    try:
+        _parse_yaml(text, path)
+    except LoadError as exc:
+        return exc.line, exc.col
+    return None, None
 
 
 def _duplicate_key_name(exc: MarkedYAMLError) -> str:
@@ -147,16 +208,23 @@ def _plain(node: Any, path: str, pointer: str, depth: int, count: list[int]) -> 
     count[0] += 1
     if count[0] > MAX_NODES:
         raise LoadError(path, f"more than {MAX_NODES} values (after expanding YAML aliases)")
+    _refuse_custom_tag(node, path, pointer)
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
             if not isinstance(key, str):
                 line, col = _key_position(node, key)
-                raise LoadError(path, f"{pointer or '/'}: mapping key {key!r} is not a string", line, col)
+                if isinstance(key, (int, float, date)) or key is None:
+                    message = f"mapping key {key!r} is not a string (quote it)"
+                else:  # ruamel's hashable stand-ins for a flow mapping or list used as a key
+                    message = "a mapping key is itself a mapping or list (a stray ':' after a {...} or [...]?)"
+                raise LoadError(path, message, line, col, pointer)
             out[key] = _plain(value, path, pointer_join(pointer, key), depth + 1, count)
         return out
     if isinstance(node, list):
         return [_plain(v, path, pointer_join(pointer, i), depth + 1, count) for i, v in enumerate(node)]
+    if isinstance(node, ScalarBoolean):  # an anchored boolean (`&x false`) is an int subclass in ruamel
+        return bool(node)
     if isinstance(node, bool) or node is None:
         return node
     if isinstance(node, int):
@@ -167,6 +235,17 @@ def _plain(node: Any, path: str, pointer: str, depth: int, count: list[int]) -> 
     if isinstance(node, str):
         return str(node)
     return str(node)  # dates, timestamps: text, so the schema reports a type error rather than us crashing
+
+
+def _refuse_custom_tag(node: Any, path: str, pointer: str) -> None:
+    """Application tags (``!include``, ``!env``) mean something only to the tool that defined them: refuse them."""
+    tag = getattr(getattr(node, "tag", None), "value", None)
+    if isinstance(tag, str) and tag.startswith("!") and not tag.startswith("!!"):
+        where = getattr(node, "lc", None)
+        line = where.line + 1 if where is not None and where.line is not None else None
+        col = where.col + 1 if line is not None and where.col is not None else None
+        message = f"unsupported YAML tag {tag} (npc specs are plain data: no includes or environment lookups)"
+        raise LoadError(path, message, line, col, pointer)
 
 
 def _key_position(node: CommentedMap, key: Any) -> tuple[int | None, int | None]:
@@ -180,7 +259,7 @@ def _key_position(node: CommentedMap, key: Any) -> tuple[int | None, int | None]
 def _positions(root: Any) -> dict[str, tuple[int, int]]:
     positions: dict[str, tuple[int, int]] = {}
     stack: list[tuple[Any, str]] = [(root, "")]
-    if hasattr(root, "lc"):
+    if isinstance(root, (CommentedMap, CommentedSeq)) and root.lc.line is not None:
         positions[""] = (root.lc.line + 1, root.lc.col + 1)
     while stack and len(positions) <= MAX_NODES:
         node, pointer = stack.pop()

@@ -33,13 +33,34 @@ def _validator() -> Draft202012Validator:
 
 
 def validate(source: Source) -> list[Diagnostic]:
-    schema_problems = list(_schema_problems(source.data))
+    schema_problems = _without_echoes(list(_schema_problems(source.data)))
     broken = {pointer for pointer, _ in schema_problems}
     semantic = list(_semantic_problems(source.data, broken)) if isinstance(source.data, dict) else []
     diagnostics = [_locate(source, pointer, message, "schema") for pointer, message in _unique(schema_problems)] + [
         _locate(source, pointer, message, "semantic") for pointer, message in _unique(semantic)
     ]
     return sorted(diagnostics, key=lambda d: (d.line or 0, d.col or 0, d.pointer))
+
+
+def _without_echoes(problems: list[Problem]) -> list[Problem]:
+    """Drop what only restates another problem: a second type error on one pointer, and a "missing required
+    key" whose key is the did-you-mean of an unknown key beside it (the misspelling is the one to fix)."""
+    suggested = {
+        (pointer.rsplit("/", 1)[0], hint)
+        for pointer, message in problems
+        for hint in re.findall(r"^unknown key .*; did you mean '([^']+)'", message)
+    }
+    kept, typed = [], set()
+    for pointer, message in problems:
+        missing = re.findall(r"^missing required key '([^']+)'", message)
+        if missing and (pointer, missing[0]) in suggested:
+            continue
+        if message.startswith("expected "):
+            if pointer in typed:
+                continue
+            typed.add(pointer)
+        kept.append((pointer, message))
+    return kept
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -135,6 +156,8 @@ _JSON_TYPES = {
 
 def _wrong_type(value: Any, expected: str | list[str]) -> str:
     expected = [expected] if isinstance(expected, str) else expected
+    if "number" in expected and isinstance(value, str) and value.lower().lstrip("+-.") in ("inf", "nan"):
+        return f"must be a finite number, got {value!r}"
     got = _JSON_TYPES.get(type(value), type(value).__name__)
     shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
     return f"expected {' or '.join(expected)}, got {got} {shown}"
@@ -147,7 +170,7 @@ def _semantic_problems(document: dict, broken: set[str]) -> Iterator[Problem]:
     model = document.get("model")
     if not isinstance(model, dict):
         return
-    task = model.get("task")
+    task = model.get("task") if "/model/task" not in broken else None  # a bad task is reported once, by the schema
     yield from _checkpoint_problems(model)
     architecture = model.get("architecture") if isinstance(model.get("architecture"), dict) else {}
     for kind in ("backbone", "neck", "head", "full"):
@@ -158,7 +181,7 @@ def _semantic_problems(document: dict, broken: set[str]) -> Iterator[Problem]:
     yield from _architecture_problems(architecture, task)
     for index, loss in enumerate(model.get("losses") or []):
         if isinstance(loss, dict) and isinstance(loss.get("criterion"), str):
-            yield from _loss_problems(loss, f"/model/losses/{index}", task)
+            yield from _loss_problems(loss, f"/model/losses/{index}", task, broken)
 
 
 def _checkpoint_problems(model: dict) -> Iterator[Problem]:
@@ -217,10 +240,17 @@ def _architecture_problems(architecture: dict, task: Any) -> Iterator[Problem]:
             )
 
 
-def _loss_problems(loss: dict, pointer: str, task: Any) -> Iterator[Problem]:
+def _loss_problems(loss: dict, pointer: str, task: Any, broken: set[str]) -> Iterator[Problem]:
     cls = _lookup("loss", loss["criterion"])
-    if cls is not None and isinstance(task, str) and task not in cls.tasks:
+    if cls is None:
+        return
+    if isinstance(task, str) and task not in cls.tasks:
         yield (
             pointer_join(pointer, "criterion"),
-            (f"loss {cls.name!r} does not apply to task {task!r} (it applies to: {', '.join(cls.tasks)})"),
+            f"loss {cls.name!r} does not apply to task {task!r} (it applies to: {', '.join(cls.tasks)})",
         )
+    if any(b == pointer or b.startswith(pointer + "/") for b in broken):
+        return  # its own rules assume schema-valid params
+    params = cls.resolve_params({k: v for k, v in loss.items() if k not in ("criterion", "weight")})
+    for issue in cls.check(params, None, task if isinstance(task, str) else ""):
+        yield pointer + issue.pointer, issue.message
