@@ -47,7 +47,9 @@ def compile_graph(spec: ModelSpec) -> nx.DiGraph:
     return run_passes(build_graph(spec))
 
 
-def compile_spec(spec: ModelSpec, *, num_classes: int | None = None, spec_sha256: str = "") -> Compiled:
+def compile_spec(
+    spec: ModelSpec, *, num_classes: int | None = None, spec_sha256: str = "", fuse: bool = False
+) -> Compiled:
     graph = compile_graph(spec)
-    options = EmitOptions(spec_file=spec.path, spec_sha256=spec_sha256, num_classes=num_classes)
+    options = EmitOptions(spec_file=spec.path, spec_sha256=spec_sha256, num_classes=num_classes, fuse=fuse)
     return Compiled(emit(graph, options), graph)

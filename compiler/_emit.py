@@ -31,6 +31,7 @@ class EmitOptions:
     spec_file: str = "<string>"  # shown in the header (base name only)
     spec_sha256: str = ""
     num_classes: int | None = None  # baked-in default for build_model(num_classes=...)
+    fuse: bool = False  # emit fuse_bn_() and a fuse() method (BatchNorm folded into convs, for inference)
 
 
 @lru_cache(maxsize=1)
@@ -52,6 +53,8 @@ def _render_template(name: str, **context) -> str:
 def emit(graph: nx.DiGraph, options: EmitOptions = EmitOptions()) -> str:
     nodes = components(graph)
     blocks = _blocks(nodes)
+    if options.fuse:
+        blocks.append(_render_template("block_fuse.py.jinja", vars={}))
     namespace = Namespace(taken=set(_defined_names("\n".join(blocks))))
     model_class = namespace.create(class_name(graph.graph["name"]), suffix="Model")
     full = nodes[0] if nodes[0].kind == "full" else None
@@ -70,6 +73,7 @@ def emit(graph: nx.DiGraph, options: EmitOptions = EmitOptions()) -> str:
         "forward": _forward_steps(graph, nodes) if not full else [],
         "return_annotation": "dict[str, torch.Tensor]" if graph.graph["task"] in _TENSOR_TASKS else "dict",
         "task": graph.graph["task"],
+        "fuse": options.fuse,
     }
     body = _render_template("model.py.jinja", imports=[], **context)
     source = _render_template("model.py.jinja", imports=_imports(body), **context)

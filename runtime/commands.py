@@ -70,6 +70,9 @@ def register(subparsers) -> None:
     p.add_argument("--model-py", metavar="FILE", help="use this compiled model.py instead of compiling SPEC")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(handler=_guarded(_predict), command_name="predict")
+    from . import _tools_commands  # npc summary / npc export
+
+    _tools_commands.register(subparsers)
 
 
 # --- argument types ------------------------------------------------------------------------------------------

@@ -1,0 +1,199 @@
+"""``npc summary`` and ``npc export``: see and ship a compiled model.
+
+Registering imports neither torch nor the tools; handlers import what they need when they run. User mistakes
+print a message (or located spec diagnostics) and return 1 (invalid, or a failed verification) or 2 (a missing
+file, a missing optional package, a bad command line); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._errors import EXIT_USAGE, RunError
+
+__all__ = ["register"]
+
+EXIT_OK = 0
+
+
+def register(subparsers) -> None:
+    from .commands import _guarded, _positive_int
+
+    p = subparsers.add_parser(
+        "summary",
+        help="per component and backbone stage: output shape, parameters, FLOPs",
+        description="Build SPEC (or a compiled model.py) and run it once on a zero image: output shape, "
+        "parameters, trainable parameters, FLOPs and MACs per graph node, and the totals.",
+    )
+    p.add_argument("spec", metavar="SPEC", help="model spec, a compiled model.py, or a run folder")
+    p.add_argument(
+        "--input-size",
+        nargs=2,
+        type=_positive_int,
+        metavar=("H", "W"),
+        help="input image size (default: 224 classification, 512 segmentation, 640 detection, 256 pose)",
+    )
+    p.add_argument("--num-classes", type=_positive_int, default=10, help="class count to build for (default: 10)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(handler=_guarded(_summary), command_name="summary")
+
+    p = subparsers.add_parser(
+        "export",
+        help="export a model with its weights to ONNX, torch.export or torch.fx, verified against eager",
+        description="Build SPEC (or a compiled model.py, or an npc train run folder), load the weights strictly, "
+        "export, load the result back and compare it with the eager model on a random input. Only a verified "
+        "file is written (atomically).",
+    )
+    p.add_argument("spec", metavar="SPEC", help="model spec, a compiled model.py, or a run folder")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="file to write")
+    p.add_argument("--weights", metavar="W", help=".safetensors or .pth state dict (run folder: best.safetensors)")
+    p.add_argument(
+        "--format",
+        choices=("onnx", "exported-program", "fx"),
+        default=None,
+        help="default: from OUT's suffix (.onnx, .pt2, .pt), else onnx",
+    )
+    p.add_argument(
+        "--input-size",
+        nargs=2,
+        type=_positive_int,
+        metavar=("H", "W"),
+        help="input image size (default: 224 classification, 512 segmentation, 640 detection)",
+    )
+    p.add_argument(
+        "--num-classes",
+        type=_positive_int,
+        help="default: what the weights record, else what their shapes imply (10 without --weights)",
+    )
+    p.add_argument("--opset", type=_positive_int, default=None, help="ONNX opset (default: 17)")
+    p.add_argument(
+        "--dynamic-batch",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="leave the batch dimension free (default: yes)",
+    )
+    p.add_argument("--fuse", action="store_true", help="fold BatchNorm into the conv before it first")
+    p.add_argument(
+        "--exporter",
+        choices=("torchscript", "dynamo"),
+        default="torchscript",
+        help="ONNX exporter: torch.onnx's TorchScript-based one (default) or the torch.export-based one "
+        "(needs onnxscript)",
+    )
+    p.add_argument("--atol", type=float, default=1e-4, help="verification tolerance, absolute (default: 1e-4)")
+    p.add_argument("--rtol", type=float, default=1e-4, help="verification tolerance, relative (default: 1e-4)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=_guarded(_export), command_name="export")
+
+
+# --- summary -----------------------------------------------------------------------------------------------------
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from ._summary import load_target, summarize_target
+
+    target = load_target(args.spec)
+    summary = summarize_target(target, args.input_size, args.num_classes)
+    if args.format == "json":
+        sys.stdout.write(summary.to_json())
+        return EXIT_OK
+    _print_summary(summary)
+    return EXIT_OK
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _flops(value: int) -> str:
+    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= size:
+            return f"{value / size:.2f} {unit}"
+    return str(value)
+
+
+def _print_summary(summary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ._summary import format_shape
+
+    console = Console()
+    if not console.is_terminal:  # piped or captured: rich would assume 80 columns and squeeze the shapes
+        console = Console(width=120)
+    shape = "×".join(str(d) for d in summary.input)
+    title = f"{summary.name} ({summary.task or 'model.py'}) · input {shape} · {summary.num_classes} classes"
+    table = Table(title=title, title_justify="left", show_footer=True)
+    table.add_column("node", footer="total")
+    table.add_column("component")
+    table.add_column("output shape")
+    table.add_column("params", justify="right", footer=_count(summary.params))
+    table.add_column("trainable", justify="right", footer=_count(summary.trainable))
+    table.add_column("FLOPs", justify="right", footer=_flops(summary.flops))
+    table.add_column("MACs", justify="right", footer=_flops(summary.macs))
+    table.add_row("input", "", shape, "", "", "", "")
+    for row in summary.rows:
+        indent = "  " * row.depth
+        table.add_row(
+            indent + row.node,
+            row.label,
+            format_shape(row.output),
+            _count(row.params),
+            _count(row.trainable),
+            _flops(row.flops),
+            _flops(row.flops // 2),
+            style="dim" if row.depth else None,
+        )
+    console.print(table)
+    console.print(f"buffers: {_count(summary.buffers)} · ran on: {summary.ran_on}", highlight=False)
+    for note in summary.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+# --- export ------------------------------------------------------------------------------------------------------
+
+
+_SUFFIX_FORMATS = {".onnx": "onnx", ".pt2": "exported-program", ".pt": "fx"}
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ._export import DEFAULT_OPSET, ExportOptions, export_path
+
+    path, weights = Path(args.spec), args.weights
+    if path.is_dir() and weights is None:  # an npc train run folder: its model.py and best.safetensors
+        weights = str(path / "best.safetensors")
+    fmt = args.format or _SUFFIX_FORMATS.get(Path(args.output).suffix.lower(), "onnx")
+    if args.opset is not None and fmt != "onnx":
+        raise RunError("--opset applies to --format onnx only", EXIT_USAGE)
+    if args.exporter != "torchscript" and fmt != "onnx":
+        raise RunError("--exporter applies to --format onnx only", EXIT_USAGE)
+    if not (args.atol >= 0 and args.rtol >= 0):
+        raise RunError("--atol and --rtol must be >= 0", EXIT_USAGE)
+    options = ExportOptions(
+        format=fmt,
+        input_size=tuple(args.input_size) if args.input_size else None,
+        opset=args.opset or DEFAULT_OPSET,
+        dynamic_batch=args.dynamic_batch,
+        fuse=args.fuse,
+        exporter=args.exporter,
+        atol=args.atol,
+        rtol=args.rtol,
+    )
+    report = export_path(path, args.output, options, weights=weights, num_classes=args.num_classes)
+    if args.json:
+        sys.stdout.write(report.to_json())
+        return EXIT_OK
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    batch = "dynamic batch" if report.dynamic_batch else "fixed batch"
+    print(f"wrote {report.output} ({report.format}, {report.bytes:,} bytes, {batch}, {report.num_classes} classes)")
+    print(
+        f"verified with {report.verified_with} on a {'×'.join(map(str, report.input))} random input: "
+        f"max abs diff {report.max_abs_diff:.3g}, max rel diff {report.max_rel_diff:.3g} "
+        f"(tolerance {report.atol:g} + {report.rtol:g}·|eager|)"
+    )
+    for name, shape in report.outputs.items():
+        print(f"  {name}: {'×'.join(map(str, shape))}")
+    return EXIT_OK
