@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	$(NPC) validate examples/*.yaml examples/*.json
+	$(NPC) validate examples/*.yaml examples/*.json examples/*.npc
 	$(NPC) compile examples/resnet18-classification.yaml -o runs/demo/model.py
 	$(NPC) train examples/resnet-digits.yaml --out runs/demo
 

@@ -61,12 +61,23 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="file to write ('-' for stdout; default: <spec>.py)")
     p.add_argument("--num-classes", type=_positive_int, default=None, help="bake a default into build_model()")
     p.add_argument("--check", action="store_true", help="exit 1 if MODEL_PY differs from what SPEC compiles to")
+    p.add_argument(
+        "--fuse",
+        action="store_true",
+        help="also emit model.fuse(): BatchNorm folded into the convs, for inference (call after loading weights)",
+    )
     p.set_defaults(handler=_compile)
 
-    p = sub.add_parser("graph", help="print the component graph with channels and strides on its edges")
+    p = sub.add_parser("graph", help="print the component graph, or draw it: -o graph.svg|png|pdf|dot|mmd")
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--format", choices=("dot", "mermaid", "json"), default="dot")
-    p.add_argument("-o", "--output", default="-")
+    p.add_argument("--format", choices=("dot", "mermaid", "json"), default=None, help="text form (default: dot)")
+    p.add_argument(
+        "-o",
+        "--output",
+        default="-",
+        help="file to write; .svg/.png/.pdf (needs Graphviz), .dot/.gv, .mmd: an annotated picture (see docs/tools.md)",
+    )
+    p.add_argument("--no-params", action="store_true", help="pictures: no parameter counts (does not import torch)")
     p.set_defaults(handler=_graph)
 
     p = sub.add_parser("diff", help="show how the emitted source changes between two specs")
@@ -88,6 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .runtime import commands as runtime_commands  # train / evaluate / predict (torch imported lazily)
 
     runtime_commands.register(sub)
+    from .spec import _fmt_command  # npc fmt: canonical layout and conversion between .npc, YAML and JSON
+
+    _fmt_command.register(sub)
     return parser
 
 
@@ -164,7 +178,7 @@ def _schema(args: argparse.Namespace) -> int:
     return _emit_output(args.output, render_schema())
 
 
-def _with_compiled(spec_path: str, action: Callable, *, num_classes: int | None = None) -> int:
+def _with_compiled(spec_path: str, action: Callable, *, num_classes: int | None = None, fuse: bool = False) -> int:
     """Load, validate and compile ``spec_path``, then run ``action(compiled)``; errors become diagnostics."""
     from .compiler import CompileError, compile_spec, sha256_of
     from .spec import Diagnostic, check_file, normalise
@@ -175,7 +189,7 @@ def _with_compiled(spec_path: str, action: Callable, *, num_classes: int | None 
         return code
     try:
         spec = normalise(source.data, spec_path)
-        compiled = compile_spec(spec, num_classes=num_classes, spec_sha256=sha256_of(spec_path))
+        compiled = compile_spec(spec, num_classes=num_classes, spec_sha256=sha256_of(spec_path), fuse=fuse)
     except CompileError as exc:
         line, col = source.position(exc.pointer) or (None, None)
         _print_diagnostics([Diagnostic(spec_path, exc.pointer, exc.message, line, col, "compile")])
@@ -193,7 +207,7 @@ def _compile(args: argparse.Namespace) -> int:
             print(f"wrote {output}", file=sys.stderr)
         return code
 
-    return _with_compiled(args.spec, write, num_classes=args.num_classes)
+    return _with_compiled(args.spec, write, num_classes=args.num_classes, fuse=args.fuse)
 
 
 def _check_generated(args: argparse.Namespace, expected: str) -> int:
@@ -215,11 +229,28 @@ def _check_generated(args: argparse.Namespace, expected: str) -> int:
     return EXIT_INVALID
 
 
+PICTURE_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv", ".mmd")
+
+
 def _graph(args: argparse.Namespace) -> int:
     from .compiler import _views
 
-    render = {"dot": _views.to_dot, "mermaid": _views.to_mermaid, "json": _views.to_json}[args.format]
+    if args.format is None and args.output != "-" and Path(args.output).suffix.lower() in PICTURE_SUFFIXES:
+        return _with_compiled(args.spec, lambda compiled: _draw(args, compiled.graph))
+    render = {"dot": _views.to_dot, "mermaid": _views.to_mermaid, "json": _views.to_json}[args.format or "dot"]
     return _with_compiled(args.spec, lambda compiled: _emit_output(args.output, render(compiled.graph)))
+
+
+def _draw(args: argparse.Namespace, graph) -> int:
+    from .compiler._pictures import PictureError, write_graph
+
+    try:
+        write_graph(graph, args.output, with_params=not args.no_params)
+    except PictureError as exc:
+        print(f"npc graph: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    print(f"wrote {args.output}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _diff(args: argparse.Namespace) -> int:

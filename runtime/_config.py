@@ -21,7 +21,17 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from ..spec import Diagnostic, LoadError, ModelSpec, Source, SpecError, load_file, normalise, validate
+from ..spec import (
+    Diagnostic,
+    LoadError,
+    ModelSpec,
+    Source,
+    SpecError,
+    load_file,
+    normalise,
+    resolve_expressions,
+    validate,
+)
 from ._schema import DATA_SCHEMA, TRAINING_SCHEMA
 
 __all__ = [
@@ -138,10 +148,13 @@ def load_run_config(
 
 def _load(path: str | Path) -> Source:
     try:
-        return load_file(path)
+        source = load_file(path)
     except LoadError as exc:
-        code = "io" if exc.line is None and "cannot read" in exc.message else "syntax"
-        raise SpecError([Diagnostic(exc.path, "", exc.message, exc.line, exc.col, code)], 2) from None
+        raise SpecError([exc.diagnostic()], 2) from None
+    source, diagnostics = resolve_expressions(source)  # `vars` and "=..." formulas, as `npc validate` does
+    if diagnostics:
+        raise SpecError(diagnostics, 1)
+    return source
 
 
 # --- resolution ------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._diagnostics import Diagnostic, format_json, format_text
+from ._expressions import resolve_expressions
 from ._load import LoadError, Source, load_file, load_text
 from ._model import Checkpoint, ComponentSpec, LossSpec, ModelSpec, normalise
 from ._validate import validate
@@ -29,6 +30,7 @@ __all__ = [
     "load_spec",
     "load_text",
     "normalise",
+    "resolve_expressions",
     "validate",
 ]
 
@@ -46,9 +48,10 @@ def check_file(path: str | Path) -> tuple[Source | None, list[Diagnostic], int]:
     try:
         source = load_file(path)
     except LoadError as exc:
-        code = "io" if exc.line is None and "cannot read" in exc.message else "syntax"
-        return None, [Diagnostic(exc.path, "", exc.message, exc.line, exc.col, code)], 2
-    diagnostics = validate(source)
+        return None, [exc.diagnostic()], 2
+    source, diagnostics = resolve_expressions(source)  # `vars` and "=..." formulas, before the schema sees values
+    if not diagnostics:
+        diagnostics = validate(source)
     return source, diagnostics, 1 if diagnostics else 0
 
 

@@ -1,4 +1,4 @@
-"""The built wheel works on its own: schema and templates are package data, the console script is installed."""
+"""The built wheel works on its own: schema, templates and grammar are package data, the console script is installed."""
 
 import subprocess
 import sys
@@ -24,9 +24,10 @@ def test_wheel_installs_into_a_fresh_venv_and_validates_and_compiles(tmp_path):
     subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True)
     npc = env_dir / "bin" / "npc"
 
-    result = subprocess.run([str(npc), "validate", *map(str, EXAMPLES)], capture_output=True, text=True, cwd=tmp_path)
+    specs = [*EXAMPLES, *sorted((REPO / "examples").glob("*.npc"))]  # .npc files need the packaged grammar
+    result = subprocess.run([str(npc), "validate", *map(str, specs)], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count(": ok") == len(EXAMPLES)
+    assert result.stdout.count(": ok") == len(specs)
 
     out = tmp_path / "model.py"
     result = subprocess.run(
