@@ -178,6 +178,11 @@ def build_schema() -> dict[str, Any]:
             "model": {"$ref": "#/$defs/model"},
             "training": _section(TRAINING_SCHEMA, "Training recipe for `npc train` (see docs/runtime.md)."),
             "data": _section(DATA_SCHEMA, "Where `npc train` reads its data (see docs/runtime.md)."),
+            "vars": {
+                "type": ["object", "null"],
+                "description": 'Named values that "=..." formulas elsewhere in the file may use; resolved and '
+                "removed before validation (see docs/language.md).",
+            },
         },
         "required": ["model"],
         "additionalProperties": False,
@@ -217,6 +222,7 @@ def _model() -> dict[str, Any]:
         "additionalProperties": False,
         # The field reference: only one of checkpoint / fx_model_checkpoint may have a value.
         "not": {
+            "type": "object",
             "required": ["checkpoint", "fx_model_checkpoint"],
             "properties": {"checkpoint": {"type": "string"}, "fx_model_checkpoint": {"type": "string"}},
         },
@@ -268,7 +274,7 @@ def _component(kind: str) -> dict[str, Any]:
         if kind == "backbone":
             stages = {"$ref": f"#/$defs/{_stages_def(cls)}"} if cls.stage_params is not None else {"type": "null"}
             then["properties"]["stage_params"] = stages
-        branches.append({"if": {"properties": {"name": {"const": cls.name}}}, "then": then})
+        branches.append({"if": {"properties": {"name": {"const": cls.name}}, "required": ["name"]}, "then": then})
     return {
         "type": ["object", "null"],
         "description": {

@@ -29,6 +29,13 @@ class AllMLPDecoder(Component):
         "classifier_dropout_prob": param(
             "number", 0.0, "Dropout probability before the classifier.", minimum=0, maximum=1
         ),
+        # The peer's segformer config sets it, but NetsPresso Trainer 1.4.1 never reads it: accepted, no effect.
+        "resize_output": param(
+            ["array", "null"],
+            None,
+            "Accepted for compatibility with NetsPresso configs; has no effect (the peer ignores it too).",
+            items={"type": "integer", "minimum": 1},
+        ),
     }
 
     @classmethod
