@@ -2,7 +2,8 @@
 
 Graph-level data ``graph.graph["components"]`` maps each component kind to a :class:`Node` record (family,
 params, spec pointer, and after inference what it :class:`~._registry.Built`). Data-flow nodes are ``input``,
-one ``backbone.stage<i>`` per backbone stage, ``neck``, ``head`` or ``full``; each edge carries the
+one ``backbone.stage<i>`` per backbone stage, ``neck``, ``head`` or ``full``, and for detection the
+``postprocessor`` (decode + NMS, applied by the runtime, not emitted); each edge carries the
 :class:`~._registry.Feature` it passes. Node insertion order is deterministic, so every walk is.
 """
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # the compiler consumes specs but must not import the spec pa
 __all__ = ["CompileError", "Node", "build_graph", "components"]
 
 INPUT = "input"
+POSTPROCESSOR = "postprocessor"  # detection only; not emitted as code
 IMAGE = registry.Feature(channels=3, stride=1)
 
 
@@ -64,7 +66,21 @@ def build_graph(spec: ModelSpec) -> nx.DiGraph:
         graph.add_node(component.kind, label=f"{component.kind}: {component.name}", pointer=component.pointer)
         graph.add_edge(previous, component.kind)
         previous = component.kind
+    if spec.task == "detection":
+        _add_postprocessor(graph, spec, previous)
     return graph
+
+
+def _add_postprocessor(graph: nx.DiGraph, spec: ModelSpec, head: str) -> None:
+    """Detection's decode + NMS step: part of the graph a reviewer sees, not of the emitted module (the runtime
+    applies it to the head's raw outputs, as NetsPresso Trainer's postprocessor does)."""
+    graph.add_node(
+        POSTPROCESSOR,
+        label="postprocessor: decode + NMS",
+        pointer="/model/postprocessor" if spec.postprocessor else "",
+        params=dict(spec.postprocessor),
+    )
+    graph.add_edge(head, POSTPROCESSOR)
 
 
 def components(graph: nx.DiGraph) -> list[Node]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import networkx as nx
 
-from ._graph import INPUT, components
+from ._graph import INPUT, POSTPROCESSOR, components
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -165,9 +165,13 @@ def _annotations(graph: nx.DiGraph, counts: dict[str, int] | None) -> dict[str, 
                 labels[name] = [line for line in stage_lines if line]
         else:
             labels[kind] = [line for line in [*lines, _params_line(counts, kind)] if line]
+    if graph.has_node(POSTPROCESSOR):  # not part of the module: no parameters
+        labels[POSTPROCESSOR] = [graph.nodes[POSTPROCESSOR]["label"], *_key_params(graph.nodes[POSTPROCESSOR]["params"])]
     edges: dict[tuple[str, str], str] = {}
     for source, target, data in graph.edges(data=True):
-        if source in records and records[source].built is not None:
+        if target == POSTPROCESSOR:
+            edges[(source, target)] = ", ".join(data.get("outputs") or ())
+        elif source in records and records[source].built is not None:
             edges[(source, target)] = _features(records[source].built.outputs)
         elif data.get("feature") is not None:
             edges[(source, target)] = data["feature"].label()

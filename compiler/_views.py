@@ -17,7 +17,9 @@ def _node_id(name: str) -> str:
 
 def _edge_label(data: dict) -> str:
     feature = data.get("feature")
-    return f"{feature.channels}ch /{feature.stride}" if feature else ""
+    if feature:
+        return f"{feature.channels}ch /{feature.stride}"
+    return ", ".join(data.get("outputs") or ())
 
 
 def to_dot(graph: nx.DiGraph) -> str:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .._graph import INPUT, CompileError, components
+from .._graph import INPUT, POSTPROCESSOR, CompileError, components
 
 
 def check_consistency(graph: nx.DiGraph) -> None:
     if not nx.is_directed_acyclic_graph(graph):
         raise CompileError("/model/architecture", "the component graph has a cycle")
     for source, target, data in graph.edges(data=True):
+        if target == POSTPROCESSOR:  # raw head predictions, not a feature map
+            continue
         feature = data.get("feature")
         if feature is None or feature.channels <= 0 or feature.stride <= 0:
             raise CompileError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import networkx as nx
 
 from .. import _registry as registry
-from .._graph import IMAGE, INPUT, CompileError, Node, components
+from .._graph import IMAGE, INPUT, POSTPROCESSOR, CompileError, Node, components
 
 Source = tuple[str, registry.Feature]  # (graph node the feature leaves from, the feature)
 
@@ -23,6 +23,9 @@ def infer_features(graph: nx.DiGraph) -> None:
         for source, feature in sources:
             graph.add_edge(source, entry, feature=feature)
         sources = _sources(graph, node)
+    if graph.has_node(POSTPROCESSOR):  # detection: the head's raw predictions, by the keys the peer uses
+        head = components(graph)[-1]
+        graph.edges[head.kind, POSTPROCESSOR]["outputs"] = list(head.built.output_keys)
 
 
 def _build(node: Node, sources: list[Source], task: str) -> registry.Built:

@@ -69,6 +69,15 @@ def test_graph_formats_carry_channels_and_strides():
     assert [c["kind"] for c in data["graph"]["components"]] == ["backbone", "neck", "head"]
 
 
+def test_detection_graph_ends_in_the_postprocessor_fed_by_the_heads_raw_outputs():
+    data = json.loads(npc("graph", DETECTION, "--format", "json").stdout)
+    (edge,) = [e for e in data["edges"] if e["target"] == "postprocessor"]
+    assert edge["source"] == "head"
+    assert edge["outputs"] == ["anchors", "cls_logits", "bbox_regression"]
+    classification = json.loads(npc("graph", TINY, "--format", "json").stdout)
+    assert "postprocessor" not in {node["id"] for node in classification["nodes"]}
+
+
 def test_diff_shows_the_source_change_between_two_specs(tmp_path):
     wider = tmp_path / "wider.yaml"
     wider.write_text(TINY.read_text().replace("channels: 16,", "channels: 24,"))
