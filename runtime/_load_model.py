@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import torch
+import torch.fx
 from torch import nn
 
 from ..spec import Checkpoint, Diagnostic, SpecError
@@ -97,19 +98,18 @@ def check_output(out: Any, num_classes: int, batch: int, path: str | Path) -> to
     return pred
 
 
-def apply_checkpoint(model: nn.Module, checkpoint: Checkpoint) -> tuple[LoadReport | None, list[str]]:
+def apply_checkpoint(
+    model: nn.Module, checkpoint: Checkpoint, *, trust_pickle: bool = False
+) -> tuple[LoadReport | None, list[str]]:
     """Honour ``model.checkpoint``: load ``path`` when ``use_pretrained``; returns the report and notes.
 
     ``use_pretrained: true`` without a path asks NetsPresso Trainer to download its published weights; npc has
-    no weight hub (it works offline), so it says so and trains from scratch.
+    no weight hub (it works offline), so it says so and trains from scratch. ``fx_model_checkpoint`` is a pickled
+    torch.fx GraphModule: unpickling runs code, so it is read only when the user says they trust the file.
     """
     notes: list[str] = []
     if checkpoint.fx_model:
-        raise RunError(
-            f"{checkpoint.fx_model}: fx_model_checkpoint is not supported: loading a torch.fx model means "
-            "unpickling code. Compile the architecture from the spec and load a state dict via checkpoint.path",
-            EXIT_USAGE,
-        )
+        return _apply_fx_model(model, checkpoint.fx_model, trust_pickle)
     if not checkpoint.use_pretrained:
         if checkpoint.path:
             notes.append(f"checkpoint.path {checkpoint.path} is not loaded because use_pretrained is false")
@@ -128,6 +128,31 @@ def apply_checkpoint(model: nn.Module, checkpoint: Checkpoint) -> tuple[LoadRepo
     )
     notes += report.warnings
     return report, notes
+
+
+def _apply_fx_model(model: nn.Module, path: str, trust_pickle: bool) -> tuple[LoadReport, list[str]]:
+    """Weights of a torch.fx GraphModule (``npc export --format fx``, or the peer's fx checkpoints).
+
+    The compiled model is still what trains: the GraphModule only supplies its state dict, whose keys are the
+    traced module's, so every tensor must fit (strict); a GraphModule of another architecture is an error.
+    """
+    if not trust_pickle:
+        raise RunError(
+            f"{path}: fx_model_checkpoint is a pickled torch.fx model and unpickling runs code from the file. "
+            "Pass --trust-pickle if you made it (npc export --format fx) or trust its author; otherwise load a "
+            "state dict (.safetensors) via checkpoint.path",
+            EXIT_USAGE,
+        )
+    if not Path(path).is_file():
+        raise RunError(f"{path}: fx_model_checkpoint not found", EXIT_USAGE)
+    try:
+        graph_module = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a damaged or foreign file: say what it is, never a traceback
+        raise RunError(f"{path}: cannot load fx_model_checkpoint: {type(exc).__name__}: {exc}") from None
+    if not isinstance(graph_module, torch.fx.GraphModule):
+        raise RunError(f"{path}: fx_model_checkpoint holds a {type(graph_module).__name__}, not a torch.fx GraphModule")
+    report = apply_weights(model, graph_module.state_dict(), path, strict=True)
+    return report, [f"loaded {report.loaded} tensors from the fx model {path}", *report.warnings]
 
 
 def freeze_backbone(model: nn.Module) -> bool:

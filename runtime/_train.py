@@ -69,6 +69,7 @@ class TrainOptions:
     resume: Path | None = None  # training_state.pt (or its run folder); else the spec's checkpoint.optimizer_path
     stop_after: int | None = None  # stop after this many epochs in total, as if interrupted (tests)
     tensorboard: bool = True
+    trust_pickle: bool = False  # the user vouches for the spec's fx_model_checkpoint (a pickle: it runs code)
     command: str = ""  # the command line, recorded in resolved.yaml
 
 
@@ -124,7 +125,7 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
     )
     state = load_training_state(resume_path) if resume_path else None
     if state is None:
-        _, checkpoint_notes = apply_checkpoint(model, config.spec.checkpoint)
+        _, checkpoint_notes = apply_checkpoint(model, config.spec.checkpoint, trust_pickle=options.trust_pickle)
         notes += checkpoint_notes
     else:
         notes.append(f"resuming from {resume_path} (epoch {state['epoch']} of {state.get('epochs')} done)")

@@ -46,6 +46,11 @@ def register(subparsers) -> None:
         help="continue from a training_state.pt (or its run folder); same as model.checkpoint.optimizer_path",
     )
     p.add_argument("--no-tensorboard", action="store_true", help="do not write tb/ logs")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow the spec's fx_model_checkpoint (a pickled torch.fx model: loading it runs code from the file)",
+    )
     p.set_defaults(handler=_guarded(_train), command_name="train")
 
     p = subparsers.add_parser("evaluate", help="print validation metrics of trained weights")
@@ -189,6 +194,7 @@ def _train(args: argparse.Namespace) -> int:
         model_py=Path(args.model_py) if args.model_py else None,
         resume=resume,
         tensorboard=not args.no_tensorboard,
+        trust_pickle=args.trust_pickle,
         command=shlex.join(["npc", *sys.argv[1:]]) if sys.argv and Path(sys.argv[0]).name == "npc" else "npc train",
     )
     train(config, options, console)

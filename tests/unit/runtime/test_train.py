@@ -9,7 +9,7 @@ from rich.console import Console
 from npc.runtime import _train
 from npc.runtime._checkpoint import load_training_state, load_weights, save_weights
 from npc.runtime._config import load_run_config
-from npc.runtime._load_model import freeze_backbone, import_model, keep_frozen_eval
+from npc.runtime._load_model import apply_checkpoint, freeze_backbone, import_model, keep_frozen_eval
 from npc.runtime._train import Interrupted, TrainOptions, train
 
 SMALL = """
@@ -180,3 +180,38 @@ def test_resume_with_another_class_count_is_refused(tmp_path, write_spec, tiny_m
     )
     with pytest.raises(Exception, match="was trained with 10 classes; the data has 2"):
         _run(other, tmp_path / "run2", tiny_model_py, resume=tmp_path / "run")
+
+
+def _fx_spec(write_spec, fx_path):
+    spec = write_spec(SMALL.replace("epochs: 2", "epochs: 1"), DIGITS_16)
+    spec.write_text(
+        spec.read_text().replace("  freeze_backbone:", f"  fx_model_checkpoint: {fx_path}\n  freeze_backbone:")
+    )
+    return spec
+
+
+def test_fx_model_checkpoint_is_refused_without_trust_and_loads_with_it(tmp_path, write_spec, tiny_model_py):
+    start = import_model(tiny_model_py).build_model(10)
+    torch.save(torch.fx.symbolic_trace(start), tmp_path / "start_fx.pt")  # what `npc export --format fx` writes
+    spec = _fx_spec(write_spec, tmp_path / "start_fx.pt")
+
+    with pytest.raises(_train.RunError, match="--trust-pickle"):
+        _run(spec, tmp_path / "refused", tiny_model_py)
+    assert not (tmp_path / "refused" / "last.safetensors").exists()
+
+    config = load_run_config(spec)
+    model = import_model(tiny_model_py).build_model(10)
+    report, notes = apply_checkpoint(model, config.spec.checkpoint, trust_pickle=True)
+    assert report.loaded == len(start.state_dict()) and "fx model" in notes[0]
+    for key, value in start.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    _run(spec, tmp_path / "run", tiny_model_py, trust_pickle=True)  # and training starts from it
+    assert (tmp_path / "run" / "last.safetensors").exists()
+
+
+def test_fx_model_checkpoint_of_another_kind_is_an_error_not_a_traceback(tmp_path, write_spec, tiny_model_py):
+    torch.save({"not": "a graph module"}, tmp_path / "dict.pt")
+    config = load_run_config(_fx_spec(write_spec, tmp_path / "dict.pt"))
+    model = import_model(tiny_model_py).build_model(10)
+    with pytest.raises(_train.RunError, match="not a torch.fx GraphModule"):
+        apply_checkpoint(model, config.spec.checkpoint, trust_pickle=True)
