@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -32,13 +33,35 @@ MAX_NODES = 200_000
 MAX_DEPTH = 64
 
 
+class LazyPositions(Mapping[str, tuple[int, int]]):
+    """Positions found only when first asked for: a valid JSON spec never needs them, and finding them means a
+    second, pure-Python YAML parse of the text (json itself reports no positions) that dominates large files."""
+
+    def __init__(self, find: Callable[[], dict[str, tuple[int, int]]]) -> None:
+        self._find, self._found = find, None
+
+    def _positions(self) -> dict[str, tuple[int, int]]:
+        if self._found is None:
+            self._found = self._find()
+        return self._found
+
+    def __getitem__(self, pointer: str) -> tuple[int, int]:
+        return self._positions()[pointer]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._positions())
+
+    def __len__(self) -> int:
+        return len(self._positions())
+
+
 @dataclass(frozen=True)
 class Source:
     """A loaded spec: the plain data, where it came from, and where each JSON pointer sits in the text."""
 
     data: Any
     path: str
-    positions: dict[str, tuple[int, int]] = field(default_factory=dict)  # pointer -> (line, col), 1-based
+    positions: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # pointer -> (line, col), 1-based
 
     def position(self, pointer: str) -> tuple[int, int] | None:
         """Position of ``pointer``, or of its nearest ancestor written in the file."""
@@ -98,12 +121,7 @@ def load_text(text: str, path: str = "<string>", *, is_json: bool = False) -> So
     ):
         raise LoadError(path, "the file is empty: a spec is a mapping with a top-level `model:` key")
     if is_json:
-        data = _parse_json(text, path)
-        try:
-            positions = _positions(_parse_yaml(text, path))
-        except LoadError:  # valid JSON that YAML reads differently (e.g. tabs): no positions, still valid
-            positions = {}
-        return Source(data, path, positions)
+        return Source(_parse_json(text, path), path, LazyPositions(lambda: _json_positions(text, path)))
     node = _parse_yaml(text, path)
     try:
         data = _plain(node, path, "", 0, [0])
@@ -115,6 +133,13 @@ def load_text(text: str, path: str = "<string>", *, is_json: bool = False) -> So
             exc.line, exc.col = mark.line + 1, mark.column + 1
         raise
     return Source(data, path, _positions(node))
+
+
+def _json_positions(text: str, path: str) -> dict[str, tuple[int, int]]:
+    try:
+        return _positions(_parse_yaml(text, path))  # JSON is YAML 1.2, and ruamel records where each node sits
+    except LoadError:  # valid JSON that YAML reads differently (e.g. tabs): no positions, still valid
+        return {}
 
 
 def _parse_json(text: str, path: str) -> Any:

@@ -1,0 +1,122 @@
+"""Compiled models against NetsPresso Trainer's, side by side in one run: forward latency, training throughput, RSS.
+
+usage: python bench/model_speed.py [--peer-python PATH] [--threads N] [--torch-compile] [CONFIG ...]
+
+Each CONFIG (default: the issue's set of peer example configs) is compiled with ``npc compile`` and measured by
+``bench/_speed_worker.py`` in a fresh process of this Python; with ``--peer-python`` (a venv holding
+``netspresso-trainer``, e.g. ``pip install torch==2.14.1 torchvision==0.29.1 netspresso-trainer``), the same
+config is built by the peer's own model factory and measured the same way in a fresh process of that Python.
+Prints a Markdown table for docs/benchmarks.md: medians, and npc/peer ratios (forward: lower is better,
+throughput: higher is better). Run on demand; not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PEER_CONFIGS = REPO.parent / "shared" / "peer" / "configs" / "model"
+WORKER = Path(__file__).with_name("_speed_worker.py")
+DEFAULT = [
+    "resnet/resnet18-classification.yaml",
+    "resnet/resnet50-classification.yaml",
+    "segformer/segformer-b0-segmentation.yaml",
+    "pidnet/pidnet-s-segmentation.yaml",
+    "yolox/yolox-s-detection.yaml",
+    "rtdetr/rtdetr-res18-detection.yaml",
+]
+# The input sizes NetsPresso Trainer's examples use (and ../shared/peer/results.json records).
+SIZES = {"classification": 224, "segmentation": 512, "detection": 640, "pose_estimation": 256}
+
+
+def input_size(config: Path) -> int:
+    if "mobilevit" in config.stem:
+        return 256
+    task = next(task for task in SIZES if config.stem.endswith(task))
+    return SIZES[task]
+
+
+def measure(python: str, side_args: list[str], size: int, args: argparse.Namespace) -> dict:
+    command = [python, str(WORKER), *side_args, "--size", str(size), str(size), "--threads", str(args.threads)]
+    command += ["--repeat", str(args.repeat)]
+    if args.torch_compile and python == sys.executable:
+        command.append("--torch-compile")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        return {"error": (result.stderr.strip().splitlines() or ["?"])[-1][:160]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def compile_config(config: Path, folder: Path) -> Path | None:
+    out = folder / f"{config.stem.replace('-', '_')}.py"
+    npc = [sys.executable, "-m", "npc", "compile", str(config), "-o", str(out)]
+    return out if subprocess.run(npc, capture_output=True).returncode == 0 else None
+
+
+def ratio(ours: float | None, theirs: float | None) -> str:
+    return f"{ours / theirs:.2f}" if ours and theirs else "–"
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return f"{value:,.{digits}f}" if isinstance(value, (int, float)) else "–"
+
+
+def _pair(ours: dict, theirs: dict, key: str) -> str:
+    return f"{fmt(ours[key])} / {fmt(theirs.get(key))} ({ratio(ours[key], theirs.get(key))})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("configs", nargs="*", type=Path)
+    parser.add_argument("--peer-python", help="Python of a venv where netspresso-trainer is installed")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--torch-compile", action="store_true", help="also time torch.compile of npc's model")
+    args = parser.parse_args()
+    configs = args.configs or [PEER_CONFIGS / name for name in DEFAULT]
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for config in configs:
+            size = input_size(config)
+            model_py = compile_config(config, Path(tmp))
+            ours = measure(sys.executable, ["--model-py", str(model_py)], size, args) if model_py else {}
+            theirs = measure(args.peer_python, ["--peer-config", str(config)], size, args) if args.peer_python else {}
+            rows.append((config.stem, size, ours if model_py else {"error": "does not compile"}, theirs))
+            print(f"{config.stem}: npc {ours} peer {theirs}", file=sys.stderr)
+
+    print(
+        f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
+        f"{args.threads} torch threads, CPU.\n"
+    )
+    print(
+        "| model | input | params npc / peer | fwd b1 ms npc / peer (ratio) | fwd b8 ms npc / peer (ratio) "
+        "| train img/s npc / peer (ratio) | peak RSS MiB npc / peer |"
+        + (" torch.compile b1 ms |" if args.torch_compile else "")
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if args.torch_compile else ""))
+    for stem, size, ours, theirs in rows:
+        if "error" in ours:
+            print(f"| {stem} | {size}² | {ours['error']} | | | | |" + (" |" if args.torch_compile else ""))
+            continue
+        cells = [
+            f"{ours['params']:,} / {fmt(theirs.get('params'), 0)}",
+            _pair(ours, theirs, "forward_ms_b1"),
+            _pair(ours, theirs, "forward_ms_b8"),
+            _pair(ours, theirs, "train_images_per_s"),
+            f"{fmt(ours['peak_rss_mib'], 0)} / {fmt(theirs.get('peak_rss_mib'), 0)}",
+        ]
+        if args.torch_compile:
+            cells.append(fmt(ours.get("compiled_forward_ms_b1")) if "compiled_error" not in ours else "fails")
+        print(f"| {stem} | {size}² | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
