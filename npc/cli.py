@@ -99,6 +99,13 @@ def _build_parser() -> argparse.ArgumentParser:
     from .runtime import commands as runtime_commands  # train / evaluate / predict (torch imported lazily)
 
     runtime_commands.register(sub)
+    p = sub.add_parser("migrate", help="rewrite older NetsPresso model configs into the current form")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-i", "--in-place", action="store_true", help="rewrite each file (default: print to stdout)")
+    where.add_argument("--check", action="store_true", help="exit 1 if a file would change; write nothing")
+    p.set_defaults(handler=_migrate)
+
     from .spec import _fmt_command  # npc fmt: canonical layout and conversion between .npc, YAML and JSON
 
     _fmt_command.register(sub)
@@ -251,6 +258,42 @@ def _draw(args: argparse.Namespace, graph) -> int:
         return exc.exit_code
     print(f"wrote {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from ruamel.yaml.error import YAMLError
+
+    from .spec._migrate import migrate_text
+
+    if not args.in_place and not args.check and len(args.files) > 1:
+        print("npc migrate: several files need --in-place (or --check)", file=sys.stderr)
+        return EXIT_USAGE
+    worst = EXIT_OK
+    for file in args.files:
+        try:
+            text = Path(file).read_text(encoding="utf-8-sig")
+            migrated, changes = migrate_text(text, file)
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"{file}: cannot read file: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+            worst = EXIT_USAGE
+            continue
+        except YAMLError as exc:
+            print(f"{file}: invalid YAML: {str(exc).splitlines()[0]} (run npc validate {file})", file=sys.stderr)
+            worst = EXIT_USAGE
+            continue
+        for change in changes:
+            where = f"{file}:{change.line}" if change.line else file
+            print(f"{where}: {change.pointer}: {change.message}", file=sys.stderr)
+        if not changes:
+            print(f"{file}: already current", file=sys.stderr)
+        if args.check:
+            worst = max(worst, EXIT_INVALID if changes else EXIT_OK)
+        elif args.in_place:
+            if changes:
+                write_atomic(file, migrated)
+        else:
+            sys.stdout.write(migrated)
+    return worst
 
 
 def _diff(args: argparse.Namespace) -> int:

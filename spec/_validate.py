@@ -18,6 +18,7 @@ from ..compiler import _registry as registry
 from ..schemas import build_schema
 from ._diagnostics import Diagnostic
 from ._load import Source, pointer_join
+from ._migrate import RENAMED_COMPONENTS, RENAMED_PARAMS
 
 __all__ = ["validate"]
 
@@ -112,10 +113,24 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
         yield pointer, error.message
 
 
+# Keys older NetsPresso configs used, with today's name (see _migrate.py, which rewrites them).
+OLD_KEYS = {
+    **RENAMED_PARAMS,
+    "fx_model_path": "fx_model_checkpoint",
+    "plane": "channels",
+    "layers": "num_blocks",
+}
+
+
 def _unknown_key(key: str, allowed: list[str]) -> str:
+    renamed = OLD_KEYS.get(key)
+    if renamed not in allowed and key != "fx_model_path":  # the name was not this component's
+        renamed = None
     hint = registry.closest(key, allowed)
     message = f"unknown key {key!r}"
-    if hint:
+    if renamed:
+        message += f"; an older NetsPresso name (now {renamed!r}): `npc migrate FILE` rewrites the file"
+    elif hint:
         message += f"; did you mean {hint!r}?"
     if allowed and len(allowed) <= MAX_LISTED_CHOICES:
         message += f" (allowed: {', '.join(allowed)})"
@@ -127,7 +142,9 @@ def _not_in_enum(value: Any, choices: list[Any], pointer: str) -> str:
     what = _component_kind(pointer)
     message = f"unknown {what} {value!r}" if what else f"{value!r} is not allowed"
     hint = registry.closest(str(value), names) if isinstance(value, str) else None
-    if hint:
+    if what and value in RENAMED_COMPONENTS:
+        message += f"; an older NetsPresso name (now {RENAMED_COMPONENTS[value]!r}): `npc migrate FILE` rewrites it"
+    elif hint:
         message += f"; did you mean {hint!r}?"
     if len(choices) <= MAX_LISTED_CHOICES or what:
         message += f" (allowed: {', '.join(repr(c) if not isinstance(c, str) else c for c in choices)})"
