@@ -20,6 +20,7 @@ __all__ = [
     "Code",
     "TASKS",
     "Component",
+    "Decoder",
     "Feature",
     "Issue",
     "UnknownComponentError",
@@ -71,6 +72,15 @@ class Built:
 
 
 @dataclass(frozen=True)
+class Decoder:
+    """A detection head's decoder in the emitted module: its raw outputs → candidate boxes, scores and labels."""
+
+    class_name: str  # defined by the head's postprocessor_template
+    kwargs: dict[str, Any]  # spec ``postprocessor.params`` it reads, with the peer's defaults for this head
+    fixed: dict[str, Any] = field(default_factory=dict)  # arguments set by the head itself, emitted as literals
+
+
+@dataclass(frozen=True)
 class Issue:
     """A semantic problem found by a component's own check; ``pointer`` is relative to the component's spec node."""
 
@@ -96,8 +106,14 @@ class Component:
     template: ClassVar[str | None] = None
     # Heads that cannot work on raw backbone features name the neck they need (checked by `npc validate`).
     requires_neck: ClassVar[str | None] = None
+    # Backbones: module path of stage ``index`` inside the component (e.g. "stages.{index}"), so tools can map a
+    # state_dict key to the stage's spec pointer; None = keys are located at the component only.
+    stage_module: ClassVar[str | None] = None
     # Where the family came from ("npc" for built-ins; a plugin's distribution name otherwise).
     origin: ClassVar[str] = "npc"
+    # Detection heads: template defining the decoder of their outputs (see ``decoder``); None = the emitted module
+    # has no postprocessor for this head.
+    postprocessor_template: ClassVar[str | None] = None
 
     @classmethod
     def summary(cls) -> str:
@@ -126,6 +142,13 @@ class Component:
         Raise :class:`BuildError` (with a pointer relative to the component) for combinations that cannot build.
         """
         raise NotImplementedError(f"{cls.kind} {cls.name!r} is validated but cannot be compiled yet")
+
+    @classmethod
+    def decoder(cls, params: dict[str, Any], postprocessor_params: dict[str, Any]) -> Decoder:
+        """Detection heads with a ``postprocessor_template``: the decoder class and its arguments, from the head's
+        params (defaults filled) and the spec's ``postprocessor.params`` (only those given). A
+        :class:`BuildError`'s pointer is relative to ``/model/postprocessor``."""
+        raise NotImplementedError(f"{cls.kind} {cls.name!r} has no decoder")
 
     @classmethod
     def check(cls, params: dict[str, Any], stage_params: list | None, task: str) -> Iterator[Issue]:

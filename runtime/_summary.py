@@ -247,6 +247,7 @@ class LoadedTarget:
     graph: Any  # networkx graph, or None for a model.py
     task: str  # "" when unknown (a model.py)
     name: str
+    spec: Any = None  # the normalised ModelSpec (specs only)
 
 
 def load_target(path: str | Path) -> LoadedTarget:
@@ -274,7 +275,9 @@ def load_target(path: str | Path) -> LoadedTarget:
         model_py = Path(folder) / "model.py"
         model_py.write_text(compiled.source, encoding="utf-8")
         module = import_model(model_py)
-    return LoadedTarget(str(path), compiled.source, module, compiled.graph, config.spec.task, config.spec.name)
+    return LoadedTarget(
+        str(path), compiled.source, module, compiled.graph, config.spec.task, config.spec.name, config.spec
+    )
 
 
 def _compile(path: Path):

@@ -16,6 +16,7 @@ from ._errors import EXIT_USAGE, RunError
 __all__ = ["register"]
 
 EXIT_OK = 0
+EXIT_INVALID = 1  # check-weights: the weights would not load strictly
 
 
 def register(subparsers) -> None:
@@ -38,6 +39,22 @@ def register(subparsers) -> None:
     p.add_argument("--num-classes", type=_positive_int, default=10, help="class count to build for (default: 10)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=_guarded(_summary), command_name="summary")
+
+    p = subparsers.add_parser(
+        "check-weights",
+        help="would WEIGHTS load into SPEC's model with strict=True? each mismatch located in the spec",
+        description="Compare the tensor names and shapes of a weights file with the model compiled from SPEC "
+        "(or a compiled model.py): missing, unexpected and shape-mismatched keys, each with the spec pointer of "
+        "the component that owns it. Reads no tensor data. Exit 0 when strict loading would succeed, else 1.",
+    )
+    p.add_argument("spec", metavar="SPEC", help="model spec, or a compiled model.py")
+    p.add_argument("weights", metavar="WEIGHTS", help=".safetensors, or a .pth/.pt state dict")
+    p.add_argument("--num-classes", type=_positive_int, help="default: inferred from the weights' head shapes")
+    head = p.add_mutually_exclusive_group()
+    head.add_argument("--no-head", action="store_true", help="leave head.* out (default: the spec's load_head)")
+    head.add_argument("--head", action="store_true", help="compare head.* too, whatever the spec's load_head says")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=_guarded(_check_weights), command_name="check-weights")
 
     p = subparsers.add_parser(
         "export",
@@ -150,6 +167,66 @@ def _print_summary(summary) -> None:
     console.print(f"buffers: {_count(summary.buffers)} · ran on: {summary.ran_on}", highlight=False)
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
+
+
+# --- check-weights -----------------------------------------------------------------------------------------------
+
+
+def _check_weights(args: argparse.Namespace) -> int:
+    import json
+
+    from ._check_weights import check_shapes, read_shapes
+    from ._summary import load_target
+
+    target = load_target(args.spec)
+    shapes, metadata = read_shapes(args.weights)
+    spec = target.spec
+    load_head = not args.no_head and (args.head or spec is None or spec.checkpoint.load_head)
+    recorded = metadata.get("num_classes")
+    num_classes = args.num_classes or (int(recorded) if recorded else None)
+    remap = dict(spec.checkpoint.remap_keys) if spec is not None else {}
+    report = check_shapes(target, shapes, load_head=load_head, num_classes=num_classes, remap=remap)
+    if args.format == "json":
+        record = {
+            "spec": args.spec,
+            "weights": args.weights,
+            "num_classes": report.num_classes,
+            "strict_ok": report.strict_ok,
+            "matched": report.matched,
+            "skipped_head": report.skipped_head,
+            "remapped": report.remapped,
+            "problems": [
+                {
+                    "key": p.key,
+                    "kind": p.kind,
+                    "pointer": p.pointer,
+                    "file_shape": p.file_shape,
+                    "model_shape": p.model_shape,
+                }
+                for p in report.problems
+            ],
+        }
+        print(json.dumps(record, indent=2))
+        return EXIT_OK if report.strict_ok else EXIT_INVALID
+    print(f"{args.weights} vs {args.spec} (num_classes={report.num_classes}): {report.matched} tensors match")
+    if report.remapped:
+        print(f"  {report.remapped} key(s) renamed by the spec's checkpoint.remap_keys")
+    if report.skipped_head:
+        print(f"  {report.skipped_head} head tensor(s) left out (load_head is false)")
+    by_owner: dict[str, list] = {}
+    for problem in report.problems:
+        by_owner.setdefault(problem.pointer, []).append(problem)
+    for pointer, problems in by_owner.items():
+        print(f"{pointer or '(no component)'}:")
+        for problem in problems:
+            print(f"  {problem.describe()}")
+    counts = report.counts()
+    if report.strict_ok:
+        print("strict=True loading would succeed")
+        return EXIT_OK
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+    print(f"strict=True loading would fail: {summary}")
+    return EXIT_INVALID
 
 
 # --- export ------------------------------------------------------------------------------------------------------

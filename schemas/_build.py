@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..compiler import _registry as registry
+from ..compiler._postprocess import POSTPROCESSOR_PARAMS
 from ..runtime._schema import DATA_SCHEMA, TRAINING_SCHEMA
 
 __all__ = ["SCHEMA_ID", "build_schema"]
@@ -17,56 +18,6 @@ SCHEMA_ID = "urn:npc:schema:model:1"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 NULLABLE_PATH = {"type": ["string", "null"]}
-
-# Post-processing (detection / pose decode and NMS). The peer's heads each read a subset of these.
-POSTPROCESSOR_PARAMS: dict[str, dict[str, Any]] = {
-    "score_thresh": {
-        "type": "number",
-        "minimum": 0,
-        "maximum": 1,
-        "description": "Discard candidate boxes whose class score is below this value.",
-    },
-    "nms_thresh": {
-        "type": "number",
-        "minimum": 0,
-        "maximum": 1,
-        "description": "IoU above which non-maximum suppression removes the lower-scoring box.",
-    },
-    "class_agnostic": {
-        "type": "boolean",
-        "description": "Suppress overlapping boxes across classes, not only within one class.",
-    },
-    "topk_candidates": {
-        "type": "integer",
-        "minimum": 1,
-        "description": "Keep at most this many highest-scoring candidates per level before NMS.",
-    },
-    "detections_per_image": {
-        "type": "integer",
-        "minimum": 1,
-        "description": "Keep at most this many boxes per image after NMS.",
-    },
-    "num_top_queries": {
-        "type": "integer",
-        "minimum": 1,
-        "description": "RT-DETR: number of top-scoring queries turned into boxes.",
-    },
-    "reg_max": {
-        "type": "integer",
-        "minimum": 1,
-        "description": "YOLOv9: number of distribution bins per box side (must match the head).",
-    },
-    "anchors": {
-        "type": "array",
-        "items": {"type": "array", "items": {"type": "number"}},
-        "description": "YOLO-Fastest: anchor (w, h) pairs per output level, flattened per level.",
-    },
-    "simcc_split_ratio": {
-        "type": "number",
-        "exclusiveMinimum": 0,
-        "description": "RTMPose: SimCC bins per input pixel used to decode keypoints.",
-    },
-}
 
 MODEL_FIELDS: dict[str, dict[str, Any]] = {
     "task": {
@@ -99,6 +50,14 @@ MODEL_FIELDS: dict[str, dict[str, Any]] = {
             "optimizer_path": {
                 **NULLABLE_PATH,
                 "description": "Path to a training state to resume from (optimizer, scheduler, epoch).",
+            },
+            "remap_keys": {
+                "type": ["object", "null"],
+                "additionalProperties": {"type": "string"},
+                "propertyNames": {"minLength": 1},
+                "description": "npc extension: state_dict key prefixes to rename when weights load, old prefix "
+                "→ new prefix (for weights saved before a rename). The compiled module applies them in "
+                "load_state_dict; `npc check-weights` applies them too.",
             },
         },
         "additionalProperties": False,

@@ -19,6 +19,7 @@ class Checkpoint:
     load_head: bool = True
     optimizer_path: str | None = None  # training state to resume from
     fx_model: str | None = None  # torch.fx GraphModule trained instead of compiling the architecture
+    remap_keys: tuple[tuple[str, str], ...] = ()  # (old prefix, new prefix) renames applied when weights load
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ def _checkpoint(model: dict[str, Any]) -> Checkpoint:
             load_head=bool(raw.get("load_head", True)),
             optimizer_path=raw.get("optimizer_path") or model.get("resume_optimizer_checkpoint"),
             fx_model=fx_model,
+            remap_keys=tuple((raw.get("remap_keys") or {}).items()),
         )
     # The documented flat form: a path string plus separate optimizer / head fields.
     return Checkpoint(

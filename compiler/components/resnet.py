@@ -39,6 +39,7 @@ class ResNet(Component):
     name = "resnet"
     tasks = ("classification", "segmentation", "detection", "pose_estimation")
     template = "resnet.py.jinja"
+    stage_module = "stages.{index}"
     params = {
         "block_type": param(
             "string",
