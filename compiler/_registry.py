@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 __all__ = [
@@ -109,8 +111,10 @@ class Component:
     # Backbones: module path of stage ``index`` inside the component (e.g. "stages.{index}"), so tools can map a
     # state_dict key to the stage's spec pointer; None = keys are located at the component only.
     stage_module: ClassVar[str | None] = None
-    # Where the family came from ("npc" for built-ins; a plugin's distribution name otherwise).
+    # Where the family came from ("npc" for built-ins; a plugin's distribution name, set when it registers).
     origin: ClassVar[str] = "npc"
+    # Plugins: the folder holding ``template`` (built-ins use compiler/templates/).
+    template_dir: ClassVar[Path | str | None] = None
     # Detection heads: template defining the decoder of their outputs (see ``decoder``); None = the emitted module
     # has no postprocessor for this head.
     postprocessor_template: ClassVar[str | None] = None
@@ -189,8 +193,39 @@ def register(cls: type[Component]) -> type[Component]:
             f"{cls.kind} {cls.name!r} is registered twice: by {table[cls.name].origin} "
             f"({table[cls.name].__module__}) and by {cls.origin} ({cls.__module__})"
         )
+    if _plugin_package is not None:
+        cls.origin = _plugin_package
     table[cls.name] = cls
     return cls
+
+
+_plugin_package: str | None = None
+
+
+@contextmanager
+def registering_for(package: str) -> Iterator[None]:
+    """Families registered inside this block come from plugin ``package`` (their ``origin``)."""
+    global _plugin_package
+    _plugin_package = package
+    try:
+        yield
+    finally:
+        _plugin_package = None
+
+
+def registered(kind: str) -> list[type[Component]]:
+    """What is registered under ``kind`` right now (no loading): for the plugin loader."""
+    return list(_REGISTRY[kind].values())
+
+
+def template_dirs() -> list[Path]:
+    """Where templates are found: npc's own folder first, then each plugin family's template_dir."""
+    _ensure_loaded()
+    dirs = [Path(__file__).parent / "templates"]
+    for cls in list_components():
+        if cls.template_dir is not None and Path(cls.template_dir) not in dirs:
+            dirs.append(Path(cls.template_dir))
+    return dirs
 
 
 def get(kind: str, name: str) -> type[Component]:
@@ -223,3 +258,6 @@ def _ensure_loaded() -> None:
         return
     _loaded = True
     from . import components  # noqa: F401  (registers the built-ins by importing them)
+    from ._plugins import load_plugins
+
+    load_plugins()

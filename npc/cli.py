@@ -30,8 +30,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
+    from .compiler._plugins import PluginError
+
     try:
         return args.handler(args)
+    except PluginError as exc:  # an installed plugin is broken: name it; its author can act on this
+        print(f"npc: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
     except KeyboardInterrupt:
@@ -65,6 +70,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--fuse",
         action="store_true",
         help="also emit model.fuse(): BatchNorm folded into the convs, for inference (call after loading weights)",
+    )
+    p.add_argument(
+        "--provenance",
+        metavar="MAP_JSON",
+        help="also write a map from module path (state_dict prefix) to spec pointer, line and template",
     )
     p.set_defaults(handler=_compile)
 
@@ -212,9 +222,25 @@ def _compile(args: argparse.Namespace) -> int:
         code = _emit_output(output, compiled.source)
         if code == EXIT_OK and output != "-":
             print(f"wrote {output}", file=sys.stderr)
+        if code == EXIT_OK and args.provenance:
+            code = _write_provenance(args.spec, compiled.graph, args.provenance)
         return code
 
     return _with_compiled(args.spec, write, num_classes=args.num_classes, fuse=args.fuse)
+
+
+def _write_provenance(spec_path: str, graph, output: str) -> int:
+    import json
+
+    from .compiler._provenance import provenance_map
+    from .spec import check_file
+
+    source, _, _ = check_file(spec_path)  # for the lines; it just compiled, so it loads
+    modules = provenance_map(graph, source.position if source else None)
+    code = _emit_output(output, json.dumps({"spec": spec_path, "modules": modules}, indent=2) + "\n")
+    if code == EXIT_OK and output != "-":
+        print(f"wrote {output}", file=sys.stderr)
+    return code
 
 
 def _check_generated(args: argparse.Namespace, expected: str) -> int:

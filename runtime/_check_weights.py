@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..compiler._graph import components
+from ..compiler._provenance import locate, provenance_map
 from ._errors import EXIT_USAGE, CheckpointError, RunError
 from ._export import infer_num_classes
 from ._summary import LoadedTarget
@@ -95,26 +95,14 @@ def remap_keys(shapes: dict[str, Shape], remap: Mapping[str, str]) -> tuple[dict
     return out, moved
 
 
-def owner_pointers(target: LoadedTarget) -> dict[str, str]:
-    """Module path prefix → spec pointer: each component (``backbone.``, ``neck.``, ``head.``; a ``full`` model
-    owns every key), and each backbone stage whose family says where its stages live (``backbone.stages.2.``)."""
-    if target.graph is None:
-        return {}
-    owners = {}
-    for node in components(target.graph):
-        prefix = "" if node.kind == "full" else f"{node.kind}."
-        owners[prefix] = node.pointer
-        if node.family.stage_module and node.stage_params:
-            for index in range(len(node.stage_params)):
-                module = node.family.stage_module.format(index=index)
-                owners[f"{prefix}{module}."] = f"{node.pointer}/stage_params/{index}"
-    return owners
+def owner_pointers(target: LoadedTarget) -> dict[str, dict]:
+    """The provenance map of the target's graph (module path prefix → spec pointer); empty for a model.py."""
+    return provenance_map(target.graph) if target.graph is not None else {}
 
 
-def _owner(key: str, owners: dict[str, str]) -> str:
-    """The pointer of the longest prefix that owns ``key``."""
-    matches = [prefix for prefix in owners if key.startswith(prefix)]
-    return owners[max(matches, key=len)] if matches else ""
+def _owner(key: str, owners: dict[str, dict]) -> str:
+    record = locate(key, owners)
+    return record["pointer"] if record else ""
 
 
 def check_shapes(

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..compiler._provenance import locate, module_path_of_onnx_node, provenance_map
 from ._checkpoint import apply_weights, load_weights
 from ._errors import EXIT_USAGE, RunError
 from ._fuse import fuse_bn_
@@ -219,6 +220,9 @@ def export_target(
         apply_weights(model, state, weights, strict=True)
     model.eval()
     extra = {"num_classes": num_classes, "task": target.task, "model": target.name}
+    if target.graph is not None:  # module path -> spec pointer/line: ONNX nodes are stamped with it
+        extra["spec"] = target.path
+        extra["provenance"] = provenance_map(target.graph, target.position)
     if metadata and metadata.get("class_names"):
         extra["class_names"] = metadata["class_names"]
     trained_size = None
@@ -382,6 +386,7 @@ def _onnx(model, example, check, tmp, options, names, batched, metadata):
         raise _failed("ONNX export", exc, dynamic_hint) from None
     proto = onnx.load(tmp)
     onnx.checker.check_model(proto)
+    _stamp_origins(proto, metadata)
     entry = proto.metadata_props.add()
     entry.key, entry.value = "npc", json.dumps({**metadata, "outputs": names}, sort_keys=True)
     onnx.save(proto, tmp)
@@ -389,6 +394,20 @@ def _onnx(model, example, check, tmp, options, names, batched, metadata):
     got = session.run(None, {session.get_inputs()[0].name: check.numpy()})
     out_names = [o.name for o in session.get_outputs()]
     return list(zip(out_names, got)), f"onnxruntime {ort.__version__} (CPUExecutionProvider)"
+
+
+def _stamp_origins(proto, metadata: dict[str, Any]) -> None:
+    """Write into each node's ``doc_string`` (shown by Netron and onnx.helper) the spec pointer and line that
+    produced it, found from the node's module scope through the provenance map."""
+    entries = metadata.get("provenance")
+    if not entries:
+        return
+    for node in proto.graph.node:
+        record = locate(module_path_of_onnx_node(node.name), entries)
+        if record is None:
+            continue
+        line = f":{record['line']}" if "line" in record else ""
+        node.doc_string = f"npc: {metadata.get('spec', '')}{line} {record['pointer']} ({record['component']})"
 
 
 def _onnx_dynamo(flat, example, tmp, options, names):

@@ -248,6 +248,7 @@ class LoadedTarget:
     task: str  # "" when unknown (a model.py)
     name: str
     spec: Any = None  # the normalised ModelSpec (specs only)
+    position: Any = None  # spec pointer -> (line, col) of the spec file (specs only)
 
 
 def load_target(path: str | Path) -> LoadedTarget:
@@ -276,7 +277,14 @@ def load_target(path: str | Path) -> LoadedTarget:
         model_py.write_text(compiled.source, encoding="utf-8")
         module = import_model(model_py)
     return LoadedTarget(
-        str(path), compiled.source, module, compiled.graph, config.spec.task, config.spec.name, config.spec
+        str(path),
+        compiled.source,
+        module,
+        compiled.graph,
+        config.spec.task,
+        config.spec.name,
+        config.spec,
+        config.spec_source.position,
     )
 
 

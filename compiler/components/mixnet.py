@@ -2,9 +2,9 @@
 
 Each stage lists its block groups column-wise: entry ``j`` of every list describes group ``j``, which is repeated
 ``num_blocks[j]`` times (scaled by ``dep_mul``, rounded up; unless ``wid_mul`` is 1, widths are scaled by it
-and rounded to multiples of 8). Only a group's first block strides. The stem is a 3x3 stride-2 ConvLayer with ReLU; the last
-stage ends with a 1x1 ConvLayer to 1536 channels. The peer reads every key without a default; the defaults here
-are those of its MixNet-S example.
+and rounded to multiples of 8). Only a group's first block strides. The stem is a 3x3 stride-2 ConvLayer with
+ReLU; the last stage ends with a 1x1 ConvLayer to 1536 channels. The peer reads every key without a default; the
+defaults here are those of its MixNet-S example.
 
 Peer behaviour reproduced here (each one changes the state_dict or the outputs):
 - Attribute names follow the peer: ``mod1`` (stem), ``stages.<i>.<j>`` with ``expansion`` / ``depth_wise`` /

@@ -308,3 +308,18 @@ def test_compile_fuse_emits_a_fuse_method(tmp_path):
     for (name, expected), (_, got) in zip(want, _eager(model, x)):
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5, msg=name)
     torch.fx.symbolic_trace(model)  # still traceable, so still exportable
+
+
+def test_onnx_nodes_carry_the_spec_pointer_and_line_that_made_them(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    spec, weights, _ = _trained_like("classification", tmp_path)
+    out = tmp_path / "model.onnx"
+    export_path(spec, out, ExportOptions(format="onnx", input_size=SIZE), weights=weights)
+    proto = onnx.load(out)
+    stamped = {node.name: node.doc_string for node in proto.graph.node if node.doc_string}
+    convs = [name for name in stamped if name.endswith("/Conv")]
+    assert convs and all(stamped[name].startswith(f"npc: {spec}:") for name in convs)
+    stage = next(name for name in convs if "/stages.1/" in name)
+    assert "/model/architecture/backbone/stage_params/1 (resnet)" in stamped[stage]
+    metadata = json.loads({p.key: p.value for p in proto.metadata_props}["npc"])
+    assert metadata["provenance"]["head"]["pointer"] == "/model/architecture/head"
