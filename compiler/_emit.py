@@ -18,12 +18,11 @@ import networkx as nx
 from .. import __version__
 from ._graph import Node, components
 from ._namespace import Namespace, class_name
-from ._registry import Built
+from ._postprocess import postprocessor_context
+from ._registry import Built, template_dirs
 from ._render import LINE_LENGTH, format_assignment, literal
 
 __all__ = ["EmitOptions", "emit"]
-
-TEMPLATES = Path(__file__).parent / "templates"
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class EmitOptions:
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader([str(path) for path in template_dirs()]),  # npc's own first, then plugins
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -55,7 +54,9 @@ def emit(graph: nx.DiGraph, options: EmitOptions = EmitOptions()) -> str:
     blocks = _blocks(nodes)
     if options.fuse:
         blocks.append(_render_template("block_fuse.py.jinja", vars={}))
-    namespace = Namespace(taken=set(_defined_names("\n".join(blocks))))
+    postprocessor = postprocessor_context(graph, _render_template)
+    defined = "\n".join([*blocks, *(postprocessor["blocks"] if postprocessor else [])])
+    namespace = Namespace(taken=set(_defined_names(defined)))
     model_class = namespace.create(class_name(graph.graph["name"]), suffix="Model")
     full = nodes[0] if nodes[0].kind == "full" else None
     context = {
@@ -74,13 +75,14 @@ def emit(graph: nx.DiGraph, options: EmitOptions = EmitOptions()) -> str:
         "return_annotation": "dict[str, torch.Tensor]" if graph.graph["task"] in _TENSOR_TASKS else "dict",
         "task": graph.graph["task"],
         "fuse": options.fuse,
+        "postprocessor": postprocessor,
     }
     body = _render_template("model.py.jinja", imports=[], **context)
     source = _render_template("model.py.jinja", imports=_imports(body), **context)
     return source + "\n"
 
 
-_TENSOR_TASKS = ("classification", "segmentation")
+_TENSOR_TASKS = ("classification", "segmentation", "pose_estimation")
 
 
 def _blocks(nodes: list[Node]) -> list[str]:
@@ -124,8 +126,13 @@ def _component_context(node: Node) -> dict:
 
 
 def _full_context(node: Node) -> dict:
-    lines = format_assignment("_", "super().__init__", _kwargs(node.built), " " * 8)
-    lines[0] = lines[0].replace("_ = super().__init__", "super().__init__", 1)
+    kwargs = _kwargs(node.built)
+    # Laid out as ``_ = super().__init__(...)``, then the placeholder dropped. At indent 4, "_ = " is as wide as
+    # the 4 spaces it stands for, so a call that fits on one line at indent 8 stays on one line (as ruff keeps it).
+    lines = format_assignment("_", "super().__init__", kwargs, " " * 4)
+    if len(lines) > 1:
+        lines = format_assignment("_", "super().__init__", kwargs, " " * 8)
+    lines[0] = " " * 8 + lines[0].lstrip().replace("_ = super().__init__", "super().__init__", 1)
     return {"pointer": node.pointer, "family": node.family.name, "lines": lines}
 
 

@@ -3,8 +3,8 @@
 Graph-level data ``graph.graph["components"]`` maps each component kind to a :class:`Node` record (family,
 params, spec pointer, and after inference what it :class:`~._registry.Built`). Data-flow nodes are ``input``,
 one ``backbone.stage<i>`` per backbone stage, ``neck``, ``head`` or ``full``, and for detection the
-``postprocessor`` (decode + NMS, applied by the runtime, not emitted); each edge carries the
-:class:`~._registry.Feature` it passes. Node insertion order is deterministic, so every walk is.
+``postprocessor`` (decode + NMS, emitted as ``build_postprocessor`` for heads with a decoder); each edge carries
+the :class:`~._registry.Feature` it passes. Node insertion order is deterministic, so every walk is.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the compiler consumes specs but must not import the spec pa
 __all__ = ["CompileError", "Node", "build_graph", "components"]
 
 INPUT = "input"
-POSTPROCESSOR = "postprocessor"  # detection only; not emitted as code
+POSTPROCESSOR = "postprocessor"  # detection only; emitted apart from the model (compiler/_postprocess.py)
 IMAGE = registry.Feature(channels=3, stride=1)
 
 
@@ -72,8 +72,8 @@ def build_graph(spec: ModelSpec) -> nx.DiGraph:
 
 
 def _add_postprocessor(graph: nx.DiGraph, spec: ModelSpec, head: str) -> None:
-    """Detection's decode + NMS step: part of the graph a reviewer sees, not of the emitted module (the runtime
-    applies it to the head's raw outputs, as NetsPresso Trainer's postprocessor does)."""
+    """Detection's decode + NMS step, applied to the head's raw outputs as NetsPresso Trainer's postprocessor does:
+    not part of the model, emitted beside it as ``build_postprocessor`` when the head has a decoder."""
     graph.add_node(
         POSTPROCESSOR,
         label="postprocessor: decode + NMS",

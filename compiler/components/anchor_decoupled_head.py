@@ -10,6 +10,10 @@ Peer behaviour reproduced here:
 - The output is ``anchors`` (all levels concatenated, (sum H*W*A, 4)), and per level ``cls_logits``
   (B, H*W*A, num_classes) and ``bbox_regression`` (B, H*W*A, 4).
 
+Post-processing (``AnchorDecoupledDecoder``): per level, the ``topk_candidates`` best (anchor, class) sigmoid
+scores strictly above ``score_thresh``, decoded with torchvision's BoxCoder rule (weights 1, log-scale clamped at
+log(1000/16)) and clipped to the input size; the boxes live in the anchors' 512x512 frame, as in the peer.
+
 Deliberate differences: the peer sizes its prediction convs by the first level's anchor count and only fails
 later (in the loss) when levels differ, or at the first forward when the level counts differ; both are rejected
 here when the model is built.
@@ -20,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import NUM_CLASSES, BuildError, Built, Component, Feature, Issue, register
+from .._postprocess import settings
+from .._registry import NUM_CLASSES, BuildError, Built, Component, Decoder, Feature, Issue, register
 from ._common import NORMALIZATIONS, norm_param, param
 
 
@@ -32,6 +37,7 @@ class AnchorDecoupledHead(Component):
     name = "anchor_decoupled_head"
     tasks = ("detection",)
     template = "anchor_decoupled_head.py.jinja"
+    postprocessor_template = "postprocess_anchor_decoupled_head.py.jinja"
     params = {
         "anchor_sizes": param(
             "array",
@@ -86,6 +92,12 @@ class AnchorDecoupledHead(Component):
             blocks=("conv_layer",),
             output_keys=("anchors", "cls_logits", "bbox_regression"),
         )
+
+    @classmethod
+    def decoder(cls, params: dict[str, Any], postprocessor_params: dict[str, Any]) -> Decoder:
+        # The peer's defaults for this head (postprocessors/detection.py, anchor_decoupled_head_decode).
+        defaults = {"score_thresh": 0.05, "topk_candidates": 1000}
+        return Decoder("AnchorDecoupledDecoder", settings(postprocessor_params, defaults))
 
     @classmethod
     def check(cls, params: dict[str, Any], stage_params: list | None, task: str) -> Iterator[Issue]:

@@ -10,6 +10,10 @@ Peer behaviour reproduced here:
 - Every BatchNorm gets ``eps=1e-3, momentum=0.03``; the class and objectness biases start at
   ``-log((1 - 0.01) / 0.01)`` (prior probability 0.01).
 
+Post-processing (``AnchorFreeDecoupledDecoder``): boxes are ``(offset + cell) * stride`` centres and
+``exp(log-size) * stride`` sizes, where the stride is input width // level width for both axes (as the peer
+computes it); score = objectness x best class probability, kept when ``>= score_thresh``; not clipped.
+
 Doc vs source: the docs call the head ``yolox_head`` and type ``act_type`` as a float; the registry name is
 ``anchor_free_decoupled_head`` and ``act_type`` is an activation name.
 """
@@ -18,7 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._registry import NUM_CLASSES, Built, Component, Feature, register
+from .._postprocess import settings
+from .._registry import NUM_CLASSES, Built, Component, Decoder, Feature, register
 from ._common import ACTIVATIONS, act_param
 from ._zoo_schema import boolean
 from .cspdarknet import CONV_LAYERS, yolox_blocks
@@ -32,6 +37,7 @@ class AnchorFreeDecoupledHead(Component):
     name = "anchor_free_decoupled_head"
     tasks = ("detection",)
     template = "anchor_free_decoupled_head.py.jinja"
+    postprocessor_template = "postprocess_anchor_free_decoupled_head.py.jinja"
     params = {
         "act_type": act_param("silu", "Activation used throughout the head."),
         "depthwise": boolean(False, "Use depthwise-separable convolutions in the 3x3 towers."),
@@ -55,3 +61,8 @@ class AnchorFreeDecoupledHead(Component):
             blocks=yolox_blocks(depthwise, csp=False),
             output_keys=("pred",),
         )
+
+    @classmethod
+    def decoder(cls, params: dict[str, Any], postprocessor_params: dict[str, Any]) -> Decoder:
+        # The peer's default for this head (postprocessors/detection.py, anchor_free_decoupled_head_decode).
+        return Decoder("AnchorFreeDecoupledDecoder", settings(postprocessor_params, {"score_thresh": 0.7}))

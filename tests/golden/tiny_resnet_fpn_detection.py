@@ -340,3 +340,141 @@ class TinyRetina(nn.Module):
 def build_model(num_classes: int) -> nn.Module:
     """Build the detection model; ``num_classes`` comes from the data."""
     return TinyRetina(num_classes=num_classes)
+
+
+class AnchorDecoupledDecoder(nn.Module):
+    """Decodes AnchorDecoupledHead's outputs (RetinaNet).
+
+    Per level, keeps the ``topk_candidates`` best (anchor, class) probabilities above ``score_thresh`` and
+    moves each one's anchor by its predicted deltas, then clips the box to the input. The anchors are
+    NetsPresso Trainer's, laid out for a 512x512 input (see AnchorGenerator), and so are the boxes.
+    """
+
+    # Largest log-scale a delta may apply, log(1000 / 16) as in torchvision's BoxCoder.
+    max_log_scale = math.log(1000.0 / 16)
+
+    def __init__(self, score_thresh: float, topk_candidates: int) -> None:
+        super().__init__()
+        self.score_thresh = score_thresh
+        self.topk_candidates = topk_candidates
+
+    def forward(self, outputs: dict, image_size: tuple[int, int]) -> list[tuple[torch.Tensor, ...]]:
+        """Per image (boxes (N, 4) as x1, y1, x2, y2, scores (N,), labels (N,))."""
+        logits, deltas = outputs["cls_logits"], outputs["bbox_regression"]
+        anchors = outputs["anchors"].split([level.shape[1] for level in deltas])  # per level (H*W*A, 4)
+        candidates = []
+        for image in range(deltas[0].shape[0]):
+            levels = [
+                self.decode_level(level_logits[image], level_deltas[image], level_anchors, image_size)
+                for level_logits, level_deltas, level_anchors in zip(logits, deltas, anchors, strict=True)
+            ]
+            boxes, scores, labels = zip(*levels, strict=True)
+            candidates.append((torch.cat(boxes), torch.cat(scores), torch.cat(labels)))
+        return candidates
+
+    def decode_level(
+        self, logits: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor, image_size: tuple[int, int]
+    ) -> tuple[torch.Tensor, ...]:
+        """One level of one image: logits (H*W*A, num_classes), deltas and anchors (H*W*A, 4)."""
+        num_classes = logits.shape[-1]
+        probabilities = logits.sigmoid().flatten()  # (H*W*A * num_classes,), anchor-major
+        indices = torch.nonzero(probabilities > self.score_thresh).squeeze(1)
+        scores, order = probabilities[indices].topk(min(self.topk_candidates, len(indices)))
+        indices = indices[order]
+        boxes = self.apply_deltas(anchors[indices // num_classes], deltas[indices // num_classes])
+        height, width = image_size
+        boxes = boxes.clamp(min=0).minimum(boxes.new_tensor([width, height, width, height]))
+        return boxes, scores, indices % num_classes
+
+    def apply_deltas(self, anchors: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
+        """Anchors (N, 4) moved by deltas (N, 4): (dx, dy) shift the centre in anchor sizes, (dw, dh) scale
+        the sizes by their exponential."""
+        sizes = anchors[:, 2:] - anchors[:, :2]  # (N, 2) widths, heights
+        centres = anchors[:, :2] + 0.5 * sizes + deltas[:, :2] * sizes
+        sizes = torch.exp(deltas[:, 2:].clamp(max=self.max_log_scale)) * sizes
+        return torch.cat([centres - 0.5 * sizes, centres + 0.5 * sizes], dim=1)
+
+
+def box_iou(box: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """IoU of one (x1, y1, x2, y2) box (4,) with each of ``boxes`` (N, 4); returns (N,)."""
+    top_left = torch.maximum(box[:2], boxes[:, :2])
+    bottom_right = torch.minimum(box[2:], boxes[:, 2:])
+    intersection = (bottom_right - top_left).clamp(min=0).prod(dim=1)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return intersection / (area + areas - intersection)
+
+
+def batched_nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    iou_threshold: float,
+    class_agnostic: bool = False,
+) -> torch.Tensor:
+    """Greedy non-maximum suppression; returns the indices of the kept boxes, best score first.
+
+    A box is dropped when its IoU with a better-scoring kept box is above ``iou_threshold`` and, unless
+    ``class_agnostic``, both have the same label (as torchvision's ``nms`` and ``batched_nms`` do).
+    """
+    order = torch.argsort(scores, descending=True, stable=True)
+    keep = [order[:0]]  # an empty index tensor, so that no boxes give no indices
+    while order.numel() > 0:
+        best, rest = order[0], order[1:]
+        keep.append(order[:1])
+        suppressed = box_iou(boxes[best], boxes[rest]) > iou_threshold
+        if not class_agnostic:
+            suppressed &= labels[rest] == labels[best]
+        order = rest[~suppressed]
+    return torch.cat(keep)
+
+
+class Postprocessor(nn.Module):
+    """Decode, then non-maximum suppression: the model's outputs → per image boxes, scores and labels.
+
+    ``decoder`` turns the head's raw outputs into candidate boxes per image; NMS keeps the best of overlapping
+    ones.
+    """
+
+    def __init__(
+        self,
+        decoder: nn.Module,
+        nms_thresh: float,
+        class_agnostic: bool,
+        detections_per_image: int | None,
+    ) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.nms_thresh = nms_thresh
+        self.class_agnostic = class_agnostic
+        self.detections_per_image = detections_per_image
+
+    @torch.no_grad()
+    def forward(self, outputs: dict, image_size: tuple[int, int]) -> list[dict[str, torch.Tensor]]:
+        """``image_size`` is the (H, W) of the images given to the model, e.g. ``images.shape[-2:]``.
+
+        Returns per image ``{"boxes": (N, 4), "scores": (N,), "labels": (N,)}``, best score first; boxes are
+        (x1, y1, x2, y2) in input pixels, labels are class indices.
+        """
+        detections = []
+        for boxes, scores, labels in self.decoder(outputs, image_size):
+            keep = batched_nms(boxes, scores, labels, self.nms_thresh, self.class_agnostic)
+            keep = keep[: self.detections_per_image]  # slicing up to None keeps them all
+            detections.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]})
+        return detections
+
+
+def build_postprocessor(
+    *,
+    score_thresh: float = 0.05,
+    topk_candidates: int = 100,
+    nms_thresh: float = 0.5,
+    class_agnostic: bool = False,
+    detections_per_image: int | None = None,
+) -> Postprocessor:
+    """Decode + NMS for this model's outputs: ``build_postprocessor()(model(images), images.shape[-2:])``.
+
+    Defaults: the spec's postprocessor params, else NetsPresso Trainer's for anchor_decoupled_head.
+    """
+    decoder = AnchorDecoupledDecoder(score_thresh=score_thresh, topk_candidates=topk_candidates)
+    return Postprocessor(decoder, nms_thresh, class_agnostic, detections_per_image)
