@@ -76,10 +76,22 @@ def emit(graph: nx.DiGraph, options: EmitOptions = EmitOptions()) -> str:
         "task": graph.graph["task"],
         "fuse": options.fuse,
         "postprocessor": postprocessor,
+        "key_remap": _key_remap_lines(graph.graph.get("remap_keys") or {}),
     }
     body = _render_template("model.py.jinja", imports=[], **context)
     source = _render_template("model.py.jinja", imports=_imports(body), **context)
     return source + "\n"
+
+
+def _key_remap_lines(remap: dict[str, str]) -> list[str]:
+    """``key_remap = ((old, new), ...)`` inside the model class, longest old prefix first (the one that wins)."""
+    if not remap:
+        return []
+    pairs = tuple(sorted(remap.items(), key=lambda pair: (-len(pair[0]), pair[0])))
+    flat = f"    key_remap = {literal(pairs)}"
+    if len(flat) <= LINE_LENGTH:
+        return [flat]
+    return ["    key_remap = (", *(f"        {literal(pair)}," for pair in pairs), "    )"]
 
 
 _TENSOR_TASKS = ("classification", "segmentation", "pose_estimation")

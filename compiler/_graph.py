@@ -49,7 +49,7 @@ class CompileError(Exception):
 
 def build_graph(spec: ModelSpec) -> nx.DiGraph:
     """The initial graph: one node per component, chained in spec order, with its family looked up."""
-    graph = nx.DiGraph(name=spec.name, task=spec.task, components={})
+    graph = nx.DiGraph(name=spec.name, task=spec.task, components={}, remap_keys=dict(spec.checkpoint.remap_keys))
     graph.add_node(INPUT, label="input", feature=IMAGE, pointer="")
     previous = INPUT
     for component in spec.components:

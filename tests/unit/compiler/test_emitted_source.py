@@ -10,7 +10,8 @@ import torch
 
 from helpers import EXAMPLES, PEER_CONFIGS, REPO, compile_file, compiles, import_source
 
-COMPILABLE = [p for p in [*EXAMPLES, *PEER_CONFIGS] if compiles(p)]
+GOLDEN_SPECS = sorted((REPO / "tests" / "specs" / "golden").glob("*.*"))  # small specs covering emitter options
+COMPILABLE = [p for p in [*EXAMPLES, *PEER_CONFIGS, *GOLDEN_SPECS] if compiles(p)]
 ALLOWED_IMPORTS = {"torch", "torch.nn", "torch.nn.functional", "math"}
 
 

@@ -57,14 +57,26 @@ STRING_SLOTS = [
     ("model", "architecture", "head", "name"),
     ("model", "losses", 0, "criterion"),
     ("model", "checkpoint"),
+    ("model", "checkpoint", "remap_keys"),  # a hostile string as both an old and a new key prefix
 ]
 
 
 def _set(document, path, value):
+    if path[-1] == "remap_keys":
+        document["model"]["checkpoint"] = {"use_pretrained": False, "remap_keys": {value or "x": value}}
+        return
     node = document
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = value
+
+
+def _is_literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_inert(source: str) -> None:
@@ -78,7 +90,7 @@ def _check_inert(source: str) -> None:
             assert not node.decorator_list
             for statement in node.body:
                 is_doc = isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
-                is_constant = isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)
+                is_constant = isinstance(statement, ast.Assign) and _is_literal(statement.value)
                 assert is_doc or is_constant or isinstance(statement, ast.FunctionDef), ast.dump(statement)[:200]
     functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
     assert functions == ["build_model"]

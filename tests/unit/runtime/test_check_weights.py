@@ -79,3 +79,45 @@ def test_reads_shapes_without_data_and_refuses_pickles(tmp_path, capsys):
     assert main(["check-weights", str(RESNET18), str(tmp_path / "pickled.pth")]) == 1
     assert "not a state dict torch can load safely" in capsys.readouterr().err
     assert main(["check-weights", str(RESNET18), str(tmp_path / "missing.safetensors")]) == 2
+
+
+REMAPPED = """\
+model:
+  task: classification
+  name: remapped
+  checkpoint:
+    use_pretrained: false
+    load_head: true
+    path: ~
+    optimizer_path: ~
+    remap_keys: {"encoder.": "backbone.", "encoder.stages.": "backbone.stages.", "fc.": "head."}
+  architecture:
+    backbone:
+      name: resnet
+      params: {block_type: basicblock}
+      stage_params: [{channels: 8, num_blocks: 1}]
+    head:
+      name: fc
+      params: {num_layers: 1}
+  losses: [{criterion: cross_entropy}]
+"""
+
+
+def test_the_compiled_module_applies_remap_keys_when_loading(tmp_path):
+    from helpers import import_source
+
+    spec = tmp_path / "remapped.yaml"
+    spec.write_text(REMAPPED)
+    target = load_target(spec)
+    assert "key_remap = (" in target.source and "/model/checkpoint/remap_keys" in target.source
+    model = target.module.build_model(num_classes=3)
+    torch.manual_seed(1)
+    trained = import_source(target.source, "remap_source", tmp_path).build_model(num_classes=3)
+    old_names = {
+        k.replace("backbone.", "encoder.", 1).replace("head.", "fc.", 1): v for k, v in trained.state_dict().items()
+    }
+    model.load_state_dict(old_names)  # strict by default: every renamed key must land
+    for key, value in trained.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    shapes = {k: tuple(v.shape) for k, v in old_names.items()}
+    assert check_shapes(target, shapes, remap=dict(target.spec.checkpoint.remap_keys)).strict_ok
