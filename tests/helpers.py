@@ -21,6 +21,21 @@ def compile_file(path: Path, **kwargs) -> str:
     return compile_spec(load_spec(path), **kwargs).source
 
 
+def compile_problem(path: Path) -> tuple[str, str]:
+    """(pointer, message) of the first error that stops ``path`` compiling: validation runs the compiler's graph
+    passes, so a combination that cannot build is reported there, as a user of `npc validate` sees it."""
+    from npc.compiler import CompileError
+    from npc.spec import SpecError
+
+    try:
+        compile_file(path)
+    except SpecError as exc:
+        return exc.diagnostics[0].pointer, exc.diagnostics[0].message
+    except CompileError as exc:
+        return exc.pointer, exc.message
+    raise AssertionError(f"{path} compiled")
+
+
 @cache
 def compiles(path: Path) -> bool:
     """Whether the spec is valid and every component it names has a template (the zoo grows issue by issue).

@@ -17,7 +17,7 @@ Source = tuple[str, registry.Feature]  # (graph node the feature leaves from, th
 def infer_features(graph: nx.DiGraph) -> None:
     sources: list[Source] = [(INPUT, IMAGE)]
     for node in components(graph):
-        node.built = _build(node, sources, graph.graph["task"])
+        node.built = _build(node, sources, graph)
         graph.remove_edges_from(list(graph.in_edges(node.kind)))
         entry = _expand_stages(graph, node) if node.built.stages else node.kind
         for source, feature in sources:
@@ -28,17 +28,30 @@ def infer_features(graph: nx.DiGraph) -> None:
         graph.edges[head.kind, POSTPROCESSOR]["outputs"] = list(head.built.output_keys)
 
 
-def _build(node: Node, sources: list[Source], task: str) -> registry.Built:
+def _build(node: Node, sources: list[Source], graph: nx.DiGraph) -> registry.Built:
     inputs = tuple(feature for _, feature in sources)
     try:
-        built = node.family.build(node.params, node.stage_params, inputs, task=task)
+        built = node.family.build(node.params, node.stage_params, inputs, task=graph.graph["task"])
     except registry.BuildError as exc:
-        raise CompileError(node.pointer + exc.pointer, exc.message) from None
+        raise CompileError(node.pointer + exc.pointer, exc.message + _fed_by(sources, graph)) from None
     if built.stages:
         assert built.outputs == tuple(built.stages[i] for i in built.selected), (
             f"{node.family.name}: outputs must be the selected stages"
         )
     return built
+
+
+def _fed_by(sources: list[Source], graph: nx.DiGraph) -> str:
+    """Name the other end of the edge: where the features that did not fit come from."""
+    origins = {graph.nodes[name].get("component", name) for name, _ in sources} - {INPUT}
+    pointers = sorted({_component_pointer(graph, origin) for origin in origins} - {""})
+    features = ", ".join(feature.label() for _, feature in sources)
+    return f" (input from {' and '.join(pointers)}: {features})" if pointers else ""
+
+
+def _component_pointer(graph: nx.DiGraph, kind: str) -> str:
+    record = graph.graph["components"].get(kind)
+    return record.pointer if record is not None else ""
 
 
 def _expand_stages(graph: nx.DiGraph, node: Node) -> str:

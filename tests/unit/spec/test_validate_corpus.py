@@ -151,5 +151,5 @@ def test_head_that_requires_a_neck_is_refused_without_one(monkeypatch):
     without_neck = validate(load_text(HEAD_WITHOUT_NECK, "head.yaml"))
     assert [(d.pointer, d.line) for d in without_neck] == [("/model/architecture/head/name", 14)]
     assert "needs a neck (fpn)" in without_neck[0].message
-    with_neck = HEAD_WITHOUT_NECK + "    neck:\n      name: fpn\n      params: {num_outs: 3}\n"
+    with_neck = HEAD_WITHOUT_NECK + "    neck:\n      name: fpn\n      params: {num_outs: 4}\n"  # 4 anchor levels
     assert validate(load_text(with_neck, "head.yaml")) == []
