@@ -13,8 +13,8 @@ from typing import Any
 
 import networkx as nx
 
-from ._graph import POSTPROCESSOR, CompileError, components
-from ._registry import BuildError, Code
+from ._graph import POSTPROCESSOR, components
+from ._registry import Code
 from ._render import format_assignment, literal
 
 __all__ = ["NMS_DEFAULTS", "POSTPROCESSOR_PARAMS", "postprocessor_context", "settings"]
@@ -92,10 +92,7 @@ def postprocessor_context(graph: nx.DiGraph, render: Callable[..., str]) -> dict
     given = graph.nodes[POSTPROCESSOR]["params"]
     peer = f"NetsPresso Trainer's for {head.family.name}"
     defaults = f"Defaults: the spec's postprocessor params, else {peer}." if given else f"Defaults: {peer}."
-    try:
-        decoder = head.family.decoder(head.params, given)
-    except BuildError as exc:
-        raise CompileError("/model/postprocessor" + exc.pointer, exc.message) from None
+    decoder = graph.nodes[POSTPROCESSOR]["decoder"]  # planned by passes.plan_postprocessor
     arguments = {**decoder.kwargs, **settings(given, NMS_DEFAULTS)}
     call_kwargs = {**{key: Code(key) for key in decoder.kwargs}, **decoder.fixed}
     call = format_assignment("decoder", decoder.class_name, call_kwargs, " " * 4)

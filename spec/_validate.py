@@ -159,7 +159,7 @@ def _not_in_enum(value: Any, choices: list[Any], pointer: str) -> str:
     what = _component_kind(pointer)
     message = f"unknown {what} {value!r}" if what else f"{value!r} is not allowed"
     hint = registry.closest(str(value), names) if isinstance(value, str) else None
-    if what and value in RENAMED_COMPONENTS:
+    if what and isinstance(value, str) and value in RENAMED_COMPONENTS:
         message += f"; an older NetsPresso name (now {RENAMED_COMPONENTS[value]!r}): `npc migrate FILE` rewrites it"
     elif hint:
         message += f"; did you mean {hint!r}?"
@@ -213,7 +213,8 @@ def _semantic_problems(document: dict, broken: set[str]) -> Iterator[Problem]:
         if isinstance(node, dict) and isinstance(node.get("name"), str) and node["name"] is not None:
             yield from _component_problems(kind, node, pointer, task, broken)
     yield from _architecture_problems(architecture, task)
-    for index, loss in enumerate(model.get("losses") or []):
+    losses = model.get("losses")
+    for index, loss in enumerate(losses if isinstance(losses, list) else []):  # a non-list is a schema error
         if isinstance(loss, dict) and isinstance(loss.get("criterion"), str):
             yield from _loss_problems(loss, f"/model/losses/{index}", task, broken)
 
