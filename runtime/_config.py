@@ -74,6 +74,15 @@ EMA_DEFAULTS: dict[str, dict[str, Any]] = {
     "exp_decay": {"decay": 0.9999, "beta": 2000},
 }
 DIGITS_DATA: dict[str, Any] = {"name": "digits", "format": "digits", "image_size": 32}
+SHAPES_DATA: dict[str, Any] = {  # built-in segmentation/detection set, small enough to learn on CPU in a minute
+    "name": "shapes",
+    "format": "shapes",
+    "image_size": 64,
+    "num_train": 512,
+    "num_valid": 128,
+    "max_shapes": 3,
+    "seed": 0,  # the generator's, not training.seed: the data stays fixed when the training seed changes
+}
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
@@ -140,8 +149,14 @@ def load_run_config(
         raise SpecError(sorted(diagnostics, key=lambda d: (d.file, d.line or 0, d.col or 0)), exit_code)
 
     spec = normalise(model_source.data, model_source.path)
+    data_section = sections.get("data", (None,))[0]
+    if isinstance(data_section, dict) and data_section.get("task") not in (None, spec.task):
+        source, pointer = sections["data"][1], sections["data"][2] + "/task"
+        line, col = source.position(pointer) or (None, None)
+        message = f"the data is for {data_section['task']}, but model.task is {spec.task}"
+        raise SpecError([Diagnostic(source.path, pointer, message, line, col, "semantic")], 1)
     training = resolve_training(sections.get("training", (None,))[0], overrides or {})
-    data = resolve_data(sections.get("data", (None,))[0])
+    data = resolve_data(data_section, task=spec.task)
     origins = {name: sections[name][1].path if name in sections else "defaults" for name in RUNTIME_SECTIONS}
     return RunConfig(spec, str(spec_path), model_source, training, data, origins)
 
@@ -191,22 +206,31 @@ def resolve_training(section: dict[str, Any] | None, overrides: dict[str, Any]) 
     return out
 
 
-def resolve_data(section: dict[str, Any] | None) -> dict[str, Any]:
-    """The data section with its format decided: digits when absent; CSV labels → local; else image_folder."""
+def resolve_data(section: dict[str, Any] | None, *, task: str = "classification") -> dict[str, Any]:
+    """The data section with its format decided.
+
+    No section (or no ``path``): the built-in set of the task (digits; shapes for segmentation and detection).
+    With a ``path``: classification reads CSV labels (``local``) or class folders (``image_folder``); segmentation
+    and detection read NetsPresso's local layout (PNG masks, YOLO txt).
+    """
+    builtin = DIGITS_DATA if task == "classification" else SHAPES_DATA
     if not section:
-        return dict(DIGITS_DATA)
+        return dict(builtin)
     out = copy.deepcopy(section)
     out.pop("task", None)
     if "format" not in out:
         path = out.get("path") or {}
         train = path.get("train") or {}
         if not path:
-            out["format"] = "digits"
+            out["format"] = builtin["format"]
+        elif task != "classification":
+            out["format"] = "local"
         else:
             out["format"] = "local" if train.get("label") else "image_folder"
-    if out["format"] == "digits":
-        out.setdefault("image_size", DIGITS_DATA["image_size"])
-        out.setdefault("name", "digits")
+    if out["format"] in ("digits", "shapes"):
+        defaults = DIGITS_DATA if out["format"] == "digits" else SHAPES_DATA
+        for key, value in defaults.items():
+            out.setdefault(key, value)
     else:
         out.setdefault("image_size", 224)
         out.setdefault("mean", list(IMAGENET_MEAN))

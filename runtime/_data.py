@@ -1,4 +1,6 @@
-"""Classification data: the built-in ``digits`` set, NetsPresso's local CSV layout, and an image-folder layout.
+"""Data for every task: ``build_data`` dispatches on the task; this module holds classification's sets (the
+built-in ``digits``, NetsPresso's local CSV layout, an image-folder layout) and the helpers the segmentation and
+detection modules (``_data_segmentation``, ``_data_detection``) share.
 
 Every problem the user can fix (a missing folder or file, an unreadable CSV, a label outside the class list, a
 corrupt image, an empty split) raises :class:`DataError` naming the path (and CSV line). The class list comes from
@@ -10,8 +12,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +80,36 @@ class DataBundle:
     in_memory: bool  # tensors already in memory: loading needs no worker processes
     description: str
     notes: list[str]
+    task: str = "classification"
+    collate: Callable | None = field(default=None)  # DataLoader collate_fn; None: torch's default
 
 
-def build_data(config: dict[str, Any], splits: Sequence[str] = ("train", "valid")) -> DataBundle:
+FORMATS_BY_TASK = {
+    "classification": ("digits", "local", "image_folder"),
+    "segmentation": ("shapes", "local"),
+    "detection": ("shapes", "local", "coco"),
+}
+
+
+def build_data(
+    config: dict[str, Any], splits: Sequence[str] = ("train", "valid"), *, task: str = "classification"
+) -> DataBundle:
     """The datasets named in ``splits`` (``valid`` falls back to a fixed holdout of ``train``)."""
     kind = config["format"]
-    if kind == "digits":
+    if task not in FORMATS_BY_TASK:
+        raise DataError(f"npc reads data for {', '.join(FORMATS_BY_TASK)}; not for {task}")
+    if kind not in FORMATS_BY_TASK[task]:
+        allowed = ", ".join(FORMATS_BY_TASK[task])
+        raise DataError(f"data.format {kind!r} is not available for {task} (use one of: {allowed})")
+    if task == "segmentation":
+        from ._data_segmentation import build_segmentation
+
+        bundle = build_segmentation(config, splits)
+    elif task == "detection":
+        from ._data_detection import build_detection
+
+        bundle = build_detection(config, splits)
+    elif kind == "digits":
         bundle = _digits(config, splits)
     elif kind == "local":
         bundle = _local_csv(config, splits)

@@ -1,5 +1,6 @@
 """``npc evaluate`` and ``npc predict``: a model built from the spec (or a run folder's model.py), weights loaded
-strictly (every key must match), then metrics over a data split or labels for image files.
+strictly (every key must match), then metrics over a data split, or per image file: a label (classification), a
+class mask (segmentation) or boxes (detection, through the model.py's ``build_postprocessor``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from torch.utils.data import DataLoader
 
 from ._checkpoint import apply_weights, load_weights
 from ._config import RunConfig
-from ._data import Preprocess, build_data
+from ._data import Preprocess, _open_image, _pil, build_data
 from ._errors import EXIT_USAGE, DataError, RunError
-from ._load_model import build, import_model, model_source
+from ._load_model import build, head_name, import_model, model_source
 from ._losses import build_loss
-from ._metrics import evaluate
-from ._train import resolve_device
+from ._metrics import METRICS, evaluate
+from ._train import detection_postprocessor, resolve_device
 
 __all__ = ["Loaded", "evaluate_weights", "load_for_inference", "predict_images"]
 
@@ -33,6 +34,7 @@ class Loaded:
     preprocess: Preprocess | None
     metadata: dict[str, Any]
     device: torch.device
+    postprocessor: Any = None  # detection: the model.py's build_postprocessor()
 
 
 def load_for_inference(
@@ -62,12 +64,13 @@ def load_for_inference(
             path.write_text(model_source(config, None), encoding="utf-8")
         module = import_model(path)
         model = build(module, num_classes, path)
+    postprocessor, _ = detection_postprocessor(module, config.spec.task)
     apply_weights(model, state, weights, strict=True)
     target = resolve_device(device)
     model.to(target).eval()
     names = class_names or metadata.get("class_names") or [str(i) for i in range(num_classes)]
     preprocess = Preprocess.from_json(metadata["preprocess"]) if "preprocess" in metadata else None
-    return Loaded(model, num_classes, list(names), preprocess, metadata, target)
+    return Loaded(model, num_classes, list(names), preprocess, metadata, target, postprocessor)
 
 
 def evaluate_weights(
@@ -79,7 +82,8 @@ def evaluate_weights(
     device: str | None = None,
     batch_size: int | None = None,
 ) -> dict[str, Any]:
-    data = build_data(config.data, (split,))
+    task = config.spec.task
+    data = build_data(config.data, (split,), task=task)
     loaded = load_for_inference(
         config, weights, model_py=model_py, device=device, num_classes=data.num_classes, class_names=data.class_names
     )
@@ -87,14 +91,31 @@ def evaluate_weights(
         data.notes.append(
             f"the weights were trained with other preprocessing ({loaded.preprocess}); evaluating with the data's"
         )
-    loss_fn, _ = build_loss(config.spec.losses, config.spec_source)
-    loader = DataLoader(data.splits[split], batch_size=batch_size or config.training["batch_size"], shuffle=False)
-    metrics = evaluate(loaded.model, loader, loss_fn.to(loaded.device), data.num_classes, loaded.device)
+    if task == "detection" and loaded.postprocessor is None:
+        data.notes.append("the model.py defines no build_postprocessor(): mAP is not computed")
+    loss_fn, _ = build_loss(config.spec.losses, config.spec_source, task=task, head=head_name(config))
+    loader = DataLoader(
+        data.splits[split],
+        batch_size=batch_size or config.training["batch_size"],
+        shuffle=False,
+        collate_fn=data.collate,
+    )
+    metrics = evaluate(
+        loaded.model,
+        loader,
+        loss_fn.to(loaded.device),
+        data.num_classes,
+        loaded.device,
+        task=task,
+        postprocessor=loaded.postprocessor,
+    )
     return {
         "weights": str(weights),
         "data": data.description,
+        "task": task,
         "split": split,
         "num_classes": data.num_classes,
+        "metrics": list(METRICS.get(task, ())),
         **metrics,
         "notes": data.notes,
     }
@@ -110,12 +131,17 @@ def predict_images(
     device: str | None = None,
     top_k: int = 1,
     use_data: bool = False,
+    min_score: float = 0.3,
+    mask_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """One record per image: best label, its softmax score, and the ``top_k`` best (label, score) pairs."""
+    """One record per image. Classification: best label, its softmax score, and the ``top_k`` best (label, score)
+    pairs. Segmentation: the share of each class's pixels (and the mask PNG written to ``mask_dir``). Detection:
+    the boxes scoring at least ``min_score``, in the image's own pixels."""
     num_classes = names = preprocess = None
+    task = config.spec.task
     state, metadata = load_weights(weights)
     if use_data or "num_classes" not in metadata or "preprocess" not in metadata:
-        data = build_data(config.data, ("valid",))
+        data = build_data(config.data, ("valid",), task=task)
         num_classes, names, preprocess = data.num_classes, data.class_names, data.preprocess
     loaded = load_for_inference(
         config,
@@ -127,11 +153,21 @@ def predict_images(
         preloaded=(state, metadata),
     )
     preprocess = preprocess or loaded.preprocess
+    if task == "detection" and loaded.postprocessor is None:
+        raise RunError(f"{model_py or config.spec_path}: defines no build_postprocessor(); cannot decode boxes")
+    if mask_dir is not None:
+        Path(mask_dir).mkdir(parents=True, exist_ok=True)
     out = []
     for image in images:
         if not Path(image).is_file():
             raise DataError(f"{image}: image not found", EXIT_USAGE)
         x = preprocess.image(image).unsqueeze(0).to(loaded.device)
+        if task == "segmentation":
+            out.append(_segment(loaded, x, image, mask_dir))
+            continue
+        if task == "detection":
+            out.append(_detect(loaded, x, image, min_score))
+            continue
         probs = torch.softmax(loaded.model(x)["pred"].float(), dim=-1)[0]
         scores, indices = probs.topk(min(top_k, loaded.num_classes))
         ranked = [
@@ -139,3 +175,36 @@ def predict_images(
         ]
         out.append({"image": image, **ranked[0], "top_k": ranked})
     return out
+
+
+def _segment(loaded: Loaded, x: torch.Tensor, image: str, mask_dir: str | Path | None) -> dict[str, Any]:
+    width, height = _open_image(image).size
+    logits = loaded.model(x)["pred"].float()
+    logits = torch.nn.functional.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+    mask = logits.argmax(dim=1)[0].to("cpu")
+    counts = torch.bincount(mask.flatten(), minlength=loaded.num_classes).tolist()
+    total = max(1, height * width)
+    record: dict[str, Any] = {
+        "image": image,
+        "classes": {loaded.class_names[i]: c / total for i, c in enumerate(counts) if c},
+    }
+    if mask_dir is not None:
+        target = Path(mask_dir) / f"{Path(image).stem}.png"
+        _pil().Image.fromarray(mask.to(torch.uint8).numpy()).save(target)  # 8-bit grey: class indices
+        record["mask"] = str(target)
+    return record
+
+
+def _detect(loaded: Loaded, x: torch.Tensor, image: str, min_score: float) -> dict[str, Any]:
+    width, height = _open_image(image).size
+    size = tuple(x.shape[-2:])
+    found = loaded.postprocessor(loaded.model(x), size)[0]
+    scale = torch.tensor([width / size[1], height / size[0], width / size[1], height / size[0]])
+    detections = []
+    for box, score, label in zip(found["boxes"].cpu(), found["scores"].cpu(), found["labels"].cpu()):
+        if float(score) < min_score:
+            continue
+        corners = [round(float(v), 1) for v in box * scale]
+        index = int(label)
+        detections.append({"index": index, "label": loaded.class_names[index], "score": float(score), "box": corners})
+    return {"image": image, "detections": detections}

@@ -24,7 +24,16 @@ from ._checkpoint import LoadReport, apply_weights, load_weights
 from ._config import RunConfig
 from ._errors import EXIT_USAGE, RunError
 
-__all__ = ["apply_checkpoint", "build", "compile_source", "freeze_backbone", "import_model", "model_source"]
+__all__ = [
+    "apply_checkpoint",
+    "build",
+    "check_output",
+    "compile_source",
+    "freeze_backbone",
+    "head_name",
+    "import_model",
+    "model_source",
+]
 
 
 def compile_source(config: RunConfig) -> str:
@@ -86,16 +95,45 @@ def build(module: ModuleType, num_classes: int, path: str | Path) -> nn.Module:
     return model
 
 
-def check_output(out: Any, num_classes: int, batch: int, path: str | Path) -> torch.Tensor:
-    """The logits of a classification forward pass, or a clear error when the model returns something else."""
+def check_output(out: Any, num_classes: int, batch: int, path: str | Path, task: str = "classification") -> None:
+    """A clear error when the first forward pass does not return what the task's loss and metrics read."""
+    if task == "detection":
+        _check_detection_output(out, num_classes, batch, path)
+        return
+    what = "classification logits" if task == "classification" else "per-pixel class logits"
     if not isinstance(out, dict) or "pred" not in out:
         got = f"dict with keys {sorted(out)}" if isinstance(out, dict) else type(out).__name__
-        raise RunError(f"{path}: forward() must return a dict with 'pred' (classification logits); got {got}")
+        raise RunError(f"{path}: forward() must return a dict with 'pred' ({what}); got {got}")
     pred = out["pred"]
-    if not isinstance(pred, torch.Tensor) or tuple(pred.shape) != (batch, num_classes):
-        shape = tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__
+    shape = tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__
+    if task == "segmentation":
+        if not isinstance(pred, torch.Tensor) or pred.dim() != 4 or tuple(pred.shape[:2]) != (batch, num_classes):
+            raise RunError(f"{path}: forward()['pred'] has shape {shape}; expected ({batch}, {num_classes}, H, W)")
+    elif not isinstance(pred, torch.Tensor) or tuple(pred.shape) != (batch, num_classes):
         raise RunError(f"{path}: forward()['pred'] has shape {shape}; expected ({batch}, {num_classes})")
-    return pred
+
+
+def _check_detection_output(out: Any, num_classes: int, batch: int, path: str | Path) -> None:
+    if isinstance(out, dict) and isinstance(out.get("cls_logits"), list) and "anchors" in out:  # anchor_decoupled
+        bad = [tuple(x.shape) for x in out["cls_logits"] if x.shape[0] != batch or x.shape[-1] != num_classes]
+        if bad:
+            raise RunError(f"{path}: forward()['cls_logits'] has shapes {bad}; expected (B, anchors, {num_classes})")
+        return
+    if isinstance(out, dict) and isinstance(out.get("pred"), list):  # anchor_free_decoupled (YOLOX)
+        bad = [tuple(x.shape) for x in out["pred"] if x.dim() != 4 or x.shape[1] != 5 + num_classes]
+        if bad:
+            raise RunError(f"{path}: forward()['pred'] levels have shapes {bad}; expected (B, {5 + num_classes}, H, W)")
+        return
+    got = f"dict with keys {sorted(out)}" if isinstance(out, dict) else type(out).__name__
+    raise RunError(
+        f"{path}: npc train reads the outputs of anchor_decoupled_head (anchors, cls_logits, bbox_regression) or "
+        f"anchor_free_decoupled_head (pred: a list of levels); got {got}"
+    )
+
+
+def head_name(config: RunConfig) -> str | None:
+    """The spec's head component name (None for a ``full`` model)."""
+    return next((c.name for c in config.spec.components if c.kind == "head"), None)
 
 
 def apply_checkpoint(

@@ -1,22 +1,84 @@
 """The spec's ``losses`` as one module: each criterion times its ``weight``, summed (weight ``~`` means 1).
 
-Only classification's ``cross_entropy`` (with ``label_smoothing``) exists in this release; any other criterion is
-reported at its spec position. Unlike NetsPresso Trainer, which keys losses by criterion name (so a second entry
-with the same criterion replaces the first), every entry counts.
+Criteria: ``cross_entropy`` and ``focal_loss`` (classification), ``seg_cross_entropy`` (segmentation),
+``retinanet_loss`` (detection, ``anchor_decoupled_head``) and ``yolox_loss`` (detection,
+``anchor_free_decoupled_head``; see :mod:`._losses_detection`). Any other criterion, a parameter a criterion does
+not take, or a detection loss that does not fit the head is reported at its spec position. Unlike NetsPresso
+Trainer, which keys losses by criterion name (so a second entry with the same criterion replaces the first), every
+entry counts.
+
+Every criterion is called as ``term(out, target, image_size)``: ``out`` the model's output dict, ``target`` what the
+data gives (class indices, masks, or a list of box dicts), ``image_size`` the (H, W) of the input batch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..spec import Diagnostic, LossSpec, Source, SpecError
+from ._errors import RunError
+from ._losses_detection import RetinaNetLoss, YOLOXLoss, sigmoid_focal_loss
 
-__all__ = ["CombinedLoss", "build_loss"]
+__all__ = ["CRITERIA", "CombinedLoss", "build_loss", "default_loss"]
 
-SUPPORTED: dict[str, set[str]] = {"cross_entropy": {"label_smoothing"}}
+
+class CrossEntropy(nn.Module):
+    def __init__(self, label_smoothing: float = 0.0, ignore_index: int = -100) -> None:
+        super().__init__()
+        self.loss = nn.CrossEntropyLoss(ignore_index=ignore_index, label_smoothing=label_smoothing)
+
+    def forward(self, out: dict[str, Any], target: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        return self.loss(out["pred"], target)
+
+
+class SegCrossEntropy(CrossEntropy):
+    """Per-pixel cross-entropy; the logits are first upsampled (bilinear) to the mask's size, as the peer does."""
+
+    def forward(self, out: dict[str, Any], target: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        logits = F.interpolate(out["pred"], size=target.shape[-2:], mode="bilinear", align_corners=False)
+        labelled = target[target != self.loss.ignore_index]
+        if labelled.numel() and int(labelled.max()) >= logits.shape[1]:
+            raise RunError(
+                f"a mask holds the value {int(labelled.max())}, but the model has {logits.shape[1]} classes; "
+                f"unlabelled pixels (255) need seg_cross_entropy's ignore_index: 255 (it is {self.loss.ignore_index})"
+            )
+        return self.loss(logits, target)
+
+
+class FocalLoss(nn.Module):
+    """Sigmoid focal loss over one-hot class targets, averaged over every (sample, class) entry as the peer does."""
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0) -> None:
+        super().__init__()
+        self.alpha, self.gamma = alpha, gamma
+
+    def forward(self, out: dict[str, Any], target: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        logits = out["pred"]
+        one_hot = F.one_hot(target, logits.shape[-1]).to(logits.dtype)
+        return sigmoid_focal_loss(logits, one_hot, self.alpha, self.gamma).mean()
+
+
+@dataclass(frozen=True)
+class Criterion:
+    tasks: tuple[str, ...]
+    params: dict[str, Any]  # accepted parameter -> default
+    make: Callable[..., nn.Module]
+    head: str | None = None  # the detection head whose outputs the loss reads
+
+
+CRITERIA: dict[str, Criterion] = {
+    "cross_entropy": Criterion(("classification",), {"label_smoothing": 0.0, "ignore_index": -100}, CrossEntropy),
+    "focal_loss": Criterion(("classification",), {"alpha": 0.25, "gamma": 2.0}, FocalLoss),
+    "seg_cross_entropy": Criterion(("segmentation",), {"label_smoothing": 0.0, "ignore_index": -100}, SegCrossEntropy),
+    "retinanet_loss": Criterion(("detection",), {}, RetinaNetLoss, head="anchor_decoupled_head"),
+    "yolox_loss": Criterion(("detection",), {"l1_activate_epoch": 1}, YOLOXLoss, head="anchor_free_decoupled_head"),
+}
 
 
 @dataclass(frozen=True)
@@ -27,7 +89,7 @@ class LossTerm:
 
 
 class CombinedLoss(nn.Module):
-    """``forward(out, target) -> (total, {name: unweighted value})``; ``out`` is the model's output dict."""
+    """``forward(out, target, image_size) -> (total, {name: unweighted value})``; ``out`` is the model's output."""
 
     def __init__(self, terms: list[LossTerm]) -> None:
         super().__init__()
@@ -35,52 +97,91 @@ class CombinedLoss(nn.Module):
         self.weights = [t.weight for t in terms]
         self.terms = nn.ModuleList([t.module for t in terms])
 
-    def forward(self, out: dict[str, torch.Tensor], target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        pred = out["pred"]
-        total = pred.new_zeros(())
+    def set_epoch(self, epoch: int | None) -> None:
+        """The 1-based epoch being trained (None: evaluation), for terms that change with it (yolox_loss's L1)."""
+        for term in self.terms:
+            if hasattr(term, "set_epoch"):
+                term.set_epoch(epoch)
+
+    def forward(
+        self, out: dict[str, Any], target: Any, image_size: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        total: torch.Tensor | float = 0.0
         parts: dict[str, float] = {}
         for name, weight, term in zip(self.names, self.weights, self.terms):
-            value = term(pred, target)
+            value = term(out, target, image_size)
             parts[name] = float(value.detach())
             total = total + weight * value
         return total, parts
 
 
-def build_loss(losses: tuple[LossSpec, ...], source: Source | None = None) -> tuple[CombinedLoss, list[str]]:
+def default_loss(task: str, head: str | None) -> str | None:
+    """The criterion used when the spec lists none (None: no default for this head)."""
+    if task == "classification":
+        return "cross_entropy"
+    if task == "segmentation":
+        return "seg_cross_entropy"
+    return next((name for name, c in CRITERIA.items() if c.head is not None and c.head == head), None)
+
+
+def build_loss(
+    losses: tuple[LossSpec, ...],
+    source: Source | None = None,
+    *,
+    task: str = "classification",
+    head: str | None = None,
+) -> tuple[CombinedLoss, list[str]]:
     """The combined loss and notes for the user; unsupported criteria or params raise :class:`SpecError`."""
     notes: list[str] = []
     if not losses:
-        notes.append("the spec lists no losses: using cross_entropy")
-        return CombinedLoss([LossTerm("cross_entropy", 1.0, nn.CrossEntropyLoss())]), notes
+        name = default_loss(task, head)
+        if name is None:
+            supported = ", ".join(f"{n} ({c.head})" for n, c in CRITERIA.items() if c.head)
+            _raise([("/model/losses", f"no loss fits the head {head!r} yet (npc train supports {supported})")], source)
+        params = {"ignore_index": 255} if name == "seg_cross_entropy" else {}
+        notes.append(f"the spec lists no losses: using {name}" + (" with ignore_index 255" if params else ""))
+        return CombinedLoss([LossTerm(name, 1.0, CRITERIA[name].make(**params))]), notes
     problems: list[tuple[str, str]] = []
     terms: list[LossTerm] = []
     seen: dict[str, int] = {}
     for loss in losses:
-        if loss.criterion not in SUPPORTED:
+        criterion = CRITERIA.get(loss.criterion)
+        if criterion is None or task not in criterion.tasks:
+            supported = ", ".join(n for n, c in CRITERIA.items() if task in c.tasks)
             problems.append(
                 (
                     f"{loss.pointer}/criterion",
-                    f"loss {loss.criterion!r} is not supported by npc train yet (supported: {', '.join(SUPPORTED)})",
+                    f"loss {loss.criterion!r} is not supported by npc train for {task} (supported: {supported})",
                 )
             )
             continue
-        unknown = sorted(k for k, v in loss.params.items() if k not in SUPPORTED[loss.criterion] and v is not None)
+        if criterion.head is not None and head != criterion.head:
+            problems.append(
+                (f"{loss.pointer}/criterion", f"{loss.criterion} needs the head {criterion.head}; the head is {head}")
+            )
+            continue
+        unknown = sorted(k for k, v in loss.params.items() if k not in criterion.params and v is not None)
         for key in unknown:
             problems.append((f"{loss.pointer}/{key}", f"{loss.criterion}: parameter {key!r} is not supported"))
         if unknown:
             continue
-        smoothing = loss.params.get("label_smoothing") or 0.0
+        params = {k: v for k, v in loss.params.items() if v is not None}
+        smoothing = params.get("label_smoothing", 0.0)
         if not 0.0 <= float(smoothing) <= 1.0:
             problems.append((f"{loss.pointer}/label_smoothing", f"must be in [0, 1], got {smoothing}"))
             continue
         seen[loss.criterion] = seen.get(loss.criterion, 0) + 1
         name = loss.criterion if seen[loss.criterion] == 1 else f"{loss.criterion}#{seen[loss.criterion]}"
-        terms.append(LossTerm(name, loss.weight, nn.CrossEntropyLoss(label_smoothing=float(smoothing))))
+        terms.append(LossTerm(name, loss.weight, criterion.make(**params)))
     if problems:
-        path = source.path if source else "<spec>"
-        diagnostics = []
-        for pointer, message in problems:
-            line, col = (source.position(pointer) if source else None) or (None, None)
-            diagnostics.append(Diagnostic(path, pointer, message, line, col, "semantic"))
-        raise SpecError(diagnostics, 1)
+        _raise(problems, source)
     return CombinedLoss(terms), notes
+
+
+def _raise(problems: list[tuple[str, str]], source: Source | None) -> None:
+    path = source.path if source else "<spec>"
+    diagnostics = []
+    for pointer, message in problems:
+        line, col = (source.position(pointer) if source else None) or (None, None)
+        diagnostics.append(Diagnostic(path, pointer, message, line, col, "semantic"))
+    raise SpecError(diagnostics, 1)

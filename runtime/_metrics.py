@@ -1,43 +1,183 @@
-"""Validation: mean loss, top-1 and (with at least five classes) top-5 accuracy, through torchmetrics."""
+"""Validation metrics per task, through torchmetrics, plus the mean loss.
+
+* classification: top-1 and (with at least five classes) top-5 accuracy (``MulticlassAccuracy``, micro).
+* segmentation: mIoU (``MulticlassJaccardIndex``, macro over classes) and pixel accuracy (``MulticlassAccuracy``,
+  micro), both skipping pixels marked 255; the logits are upsampled (bilinear) to the mask's size first.
+* detection: COCO mAP@[.5:.95] and mAP@.5 over the boxes of the model's emitted ``build_postprocessor`` (decode +
+  NMS). torchmetrics' ``MeanAveragePrecision`` refuses to run without torchvision, whose PyPI wheels do not load
+  against the pinned CPU torch, so :class:`CocoMAP` is a small torchmetrics ``Metric`` that runs the same
+  ``pycocotools`` COCOeval that ``MeanAveragePrecision``'s default backend runs.
+
+``PRIMARY[task]`` names the metric that picks ``best.safetensors``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
+from torchmetrics import Metric
 
-__all__ = ["evaluate"]
+from ._report import LABELS
+
+__all__ = ["LABELS", "METRICS", "PRIMARY", "CocoMAP", "evaluate", "to_device"]
+
+IGNORE_INDEX = 255
+METRICS: dict[str, tuple[str, ...]] = {  # the metric columns each task reports, primary first
+    "classification": ("top1", "top5"),
+    "segmentation": ("miou", "pixel_acc"),
+    "detection": ("map", "map50"),
+}
+PRIMARY = {task: names[0] for task, names in METRICS.items()}
 
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader: DataLoader, loss_fn: nn.Module | None, num_classes: int, device: torch.device
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: nn.Module | None,
+    num_classes: int,
+    device: torch.device,
+    *,
+    task: str = "classification",
+    postprocessor: Callable | None = None,
 ) -> dict[str, Any]:
-    """{"loss", "top1", "top5" (None below five classes), "samples"}; the model is left in eval mode."""
-    from torchmetrics.classification import MulticlassAccuracy
-
+    """{"loss", one key per ``METRICS[task]`` (None when not computable), "samples"}; leaves the model in eval mode."""
     model.eval()
-    top1 = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro").to(device)
-    top5 = (
-        MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro").to(device) if num_classes >= 5 else None
-    )
+    if loss_fn is not None and hasattr(loss_fn, "set_epoch"):
+        loss_fn.set_epoch(None)
+    meters = _meters(task, num_classes, postprocessor is not None)
+    for meter in meters.values():
+        if meter is not None:
+            meter.to(device)
     total_loss, samples = 0.0, 0
-    for images, labels in loader:
-        images, labels = images.to(device), labels.to(device)
+    for images, target in loader:
+        images, target = images.to(device), to_device(target, device)
         out = model(images)
-        pred = out["pred"]
+        size = tuple(images.shape[-2:])
         if loss_fn is not None:
-            loss, _ = loss_fn(out, labels)
-            total_loss += float(loss) * len(labels)
-        top1.update(pred, labels)
-        if top5 is not None:
-            top5.update(pred, labels)
-        samples += len(labels)
+            loss, _ = loss_fn(out, target, size)
+            total_loss += float(loss) * len(images)
+        _update(task, meters, out, target, size, postprocessor)
+        samples += len(images)
+    result: dict[str, Any] = {"loss": total_loss / max(1, samples) if loss_fn is not None else None}
+    if task == "detection":  # one COCOeval gives both numbers
+        values = meters["map"].compute() if meters["map"] is not None else {}
+        result.update({name: values.get(name) for name in METRICS["detection"]})
+    else:
+        result.update({name: float(m.compute()) if m is not None else None for name, m in meters.items()})
+    result["samples"] = samples
+    return result
+
+
+def to_device(target: Any, device: torch.device) -> Any:
+    """Class indices or masks (a tensor), or detection targets (a list of dicts of tensors), on ``device``."""
+    if isinstance(target, torch.Tensor):
+        return target.to(device, non_blocking=True)
+    return [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in target]
+
+
+def _meters(task: str, num_classes: int, can_detect: bool) -> dict[str, Any]:
+    from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+
+    if task == "segmentation":
+        return {
+            "miou": MulticlassJaccardIndex(num_classes=num_classes, average="macro", ignore_index=IGNORE_INDEX),
+            "pixel_acc": MulticlassAccuracy(num_classes=num_classes, average="micro", ignore_index=IGNORE_INDEX),
+        }
+    if task == "detection":
+        return {"map": CocoMAP() if can_detect else None}
     return {
-        "loss": total_loss / max(1, samples) if loss_fn is not None else None,
-        "top1": float(top1.compute()),
-        "top5": float(top5.compute()) if top5 is not None else None,
-        "samples": samples,
+        "top1": MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro"),
+        "top5": MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro") if num_classes >= 5 else None,
     }
+
+
+def _update(task, meters, out, target, size, postprocessor) -> None:
+    if task == "segmentation":
+        logits = F.interpolate(out["pred"], size=target.shape[-2:], mode="bilinear", align_corners=False)
+        meters["miou"].update(logits, target)
+        meters["pixel_acc"].update(logits, target)
+    elif task == "detection":
+        if meters["map"] is not None:
+            meters["map"].update(postprocessor(out, size), target)
+    else:
+        for meter in meters.values():
+            if meter is not None:
+                meter.update(out["pred"], target)
+
+
+class CocoMAP(Metric):
+    """COCO box mAP@[.5:.95] and mAP@.5 with pycocotools; ``update(preds, targets)`` takes lists of box dicts
+    (``boxes`` x1 y1 x2 y2, ``scores``, ``labels``) as torchmetrics' ``MeanAveragePrecision`` does."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("detections", default=[], dist_reduce_fx=None)
+        self.add_state("truths", default=[], dist_reduce_fx=None)
+
+    def update(self, preds: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]) -> None:
+        for pred, target in zip(preds, targets, strict=True):
+            self.detections.append({k: pred[k].detach().float().cpu() for k in ("boxes", "scores", "labels")})
+            self.truths.append({k: target[k].detach().cpu() for k in ("boxes", "labels")})
+
+    def compute(self) -> dict[str, float]:
+        return coco_map(self.detections, self.truths)
+
+
+def coco_map(detections: list[dict[str, torch.Tensor]], truths: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+    """{"map": mAP@[.5:.95], "map50": mAP@.5}; 0 when nothing was detected (pycocotools cannot score that)."""
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:  # pragma: no cover - a runtime dependency
+        from ._errors import RunError
+
+        raise RunError("detection metrics need pycocotools: pip install 'pycocotools>=2.0.7'", 2) from None
+    images, annotations, results = [], [], []
+    classes: set[int] = set()
+    for image_id, (det, truth) in enumerate(zip(detections, truths, strict=True)):
+        images.append({"id": image_id})
+        for box, label in zip(truth["boxes"].tolist(), truth["labels"].tolist()):
+            x1, y1, x2, y2 = box
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": int(label),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                }
+            )
+            classes.add(int(label))
+        for box, score, label in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist()):
+            x1, y1, x2, y2 = box
+            results.append(
+                {"image_id": image_id, "category_id": int(label), "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score}
+            )
+            classes.add(int(label))
+    if not annotations or not results:
+        return {"map": 0.0, "map50": 0.0}
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and summary table
+        truth_api = COCO()
+        truth_api.dataset = {
+            "images": images,
+            "annotations": annotations,
+            "categories": [{"id": c} for c in sorted(classes)],
+        }
+        truth_api.createIndex()
+        evaluation = COCOeval(truth_api, truth_api.loadRes(results), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    stats = evaluation.stats
+    return {"map": max(0.0, float(stats[0])), "map50": max(0.0, float(stats[1]))}

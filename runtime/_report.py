@@ -16,18 +16,25 @@ from rich.table import Table
 
 from ._checkpoint import atomic_write_text
 
-__all__ = ["METRIC_COLUMNS", "Reporter", "read_metrics"]
+__all__ = ["METRIC_COLUMNS", "Reporter", "metric_columns", "read_metrics"]
 
-METRIC_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "valid_loss",
-    "valid_top1",
-    "valid_top5",
-    "lr",
-    "epoch_seconds",
-    "train_images_per_second",
-)
+LABELS = {"top1": "top-1", "top5": "top-5", "miou": "mIoU", "pixel_acc": "pixel acc", "map": "mAP", "map50": "mAP50"}
+
+
+def metric_columns(metrics: tuple[str, ...]) -> tuple[str, ...]:
+    """The metrics.csv header for a task whose validation reports ``metrics`` (e.g. ``("top1", "top5")``)."""
+    return (
+        "epoch",
+        "train_loss",
+        "valid_loss",
+        *(f"valid_{m}" for m in metrics),
+        "lr",
+        "epoch_seconds",
+        "train_images_per_second",
+    )
+
+
+METRIC_COLUMNS = metric_columns(("top1", "top5"))  # classification's
 
 
 def read_metrics(path: Path) -> list[dict[str, str]]:
@@ -38,8 +45,18 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
 
 
 class Reporter:
-    def __init__(self, run_dir: Path, console: Console, *, epochs: int, start_epoch: int, tensorboard: bool = True):
+    def __init__(
+        self,
+        run_dir: Path,
+        console: Console,
+        *,
+        epochs: int,
+        start_epoch: int,
+        tensorboard: bool = True,
+        metrics: tuple[str, ...] = ("top1", "top5"),
+    ):
         self.run_dir, self.console, self.epochs = run_dir, console, epochs
+        self.metrics, self.columns = metrics, metric_columns(metrics)
         self.csv_path = run_dir / "metrics.csv"
         # a resumed run keeps the rows of the epochs it does not redo
         self.rows = [r for r in read_metrics(self.csv_path) if _int(r.get("epoch")) <= start_epoch]
@@ -90,32 +107,36 @@ class Reporter:
     def end_epoch(self, row: dict[str, Any], improved: bool) -> None:
         self.stop()
         self.rows = [r for r in self.rows if _int(r.get("epoch")) != row["epoch"]] + [
-            {k: _fmt(row.get(k)) for k in METRIC_COLUMNS}
+            {k: _fmt(row.get(k)) for k in self.columns}
         ]
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_text(self.csv_path, buffer.getvalue())
         if self.writer is not None:
-            for key in ("train_loss", "valid_loss", "valid_top1", "valid_top5", "lr"):
+            for key in ("train_loss", "valid_loss", *(f"valid_{m}" for m in self.metrics), "lr"):
                 if row.get(key) is not None:
                     tag = key.replace("_", "/", 1) if key != "lr" else "train/lr"
                     self.writer.add_scalar(tag, row[key], row["epoch"])
             self.writer.flush()
-        top5 = f"  top5 {row['valid_top5']:.2%}" if row.get("valid_top5") is not None else ""
+        shown = "".join(
+            f"  {m.replace('_', ' ')} {row[f'valid_{m}']:.2%}"
+            for m in self.metrics
+            if row.get(f"valid_{m}") is not None
+        )
         mark = "  [green]best[/]" if improved else ""
         self.console.print(
             f"epoch {row['epoch']:>3}/{self.epochs}  train loss {row['train_loss']:.4f}  "
-            f"valid loss {row['valid_loss']:.4f}  top1 {row['valid_top1']:.2%}{top5}  lr {row['lr']:.2e}  "
+            f"valid loss {row['valid_loss']:.4f}{shown}  lr {row['lr']:.2e}  "
             f"{row['epoch_seconds']:.1f}s  {row['train_images_per_second']:.0f} img/s{mark}",
             highlight=False,
             soft_wrap=True,
         )
 
-    def summary(self, best_epoch: int | None, best_top1: float | None) -> None:
+    def summary(self, best_epoch: int | None) -> None:
         table = Table(title="training summary", title_justify="left")
-        for column in ("epoch", "train loss", "valid loss", "top-1", "top-5", "lr", "time"):
+        for column in ("epoch", "train loss", "valid loss", *(LABELS[m] for m in self.metrics), "lr", "time"):
             table.add_column(column, justify="right")
         for r in self.rows:
             epoch = _int(r["epoch"])
@@ -124,8 +145,7 @@ class Reporter:
                 str(epoch),
                 _short(r["train_loss"], "{:.4f}"),
                 _short(r["valid_loss"], "{:.4f}"),
-                _short(r["valid_top1"], "{:.2%}"),
-                _short(r["valid_top5"], "{:.2%}"),
+                *(_short(r.get(f"valid_{m}"), "{:.2%}") for m in self.metrics),
                 _short(r["lr"], "{:.2e}"),
                 _short(r["epoch_seconds"], "{:.1f}s"),
                 style=style,

@@ -8,12 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DATA_FORMATS", "DATA_SCHEMA", "EMA_KINDS", "OPTIMIZERS", "SCHEDULERS", "TRAINING_SCHEMA"]
+__all__ = [
+    "DATA_FORMATS",
+    "DATA_SCHEMA",
+    "EMA_KINDS",
+    "LABEL_IMAGE_MODES",
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "TASKS",
+    "TRAINING_SCHEMA",
+]
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "cosine_no_sgdr", "step", "poly", "multi_step")
 EMA_KINDS = ("constant_decay", "exp_decay")
-DATA_FORMATS = ("digits", "local", "image_folder")
+DATA_FORMATS = ("digits", "shapes", "local", "image_folder", "coco")
+TASKS = ("classification", "segmentation", "detection")
+LABEL_IMAGE_MODES = ("L", "P", "RGB")
 
 _POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 _NON_NEGATIVE = {"type": "number", "minimum": 0}
@@ -121,14 +132,16 @@ _SPLIT = {
 }
 DATA_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "npc data section (classification)",
+    "title": "npc data section",
     "type": "object",
     "additionalProperties": False,
     "properties": {
         "name": {"type": ["string", "null"]},
-        "task": {"const": "classification"},
+        "task": _doc({"enum": list(TASKS)}, "optional; must be the spec's model.task"),
         "format": _doc(
-            {"enum": list(DATA_FORMATS)}, "digits (built in), local (image folder + CSV), image_folder (class folders)"
+            {"enum": list(DATA_FORMATS)},
+            "digits / shapes (built in), local (NetsPresso layout: CSV, PNG masks or YOLO txt by task), "
+            "image_folder (class folders), coco (detection: one COCO JSON per split)",
         ),
         "path": {
             "type": "object",
@@ -147,6 +160,14 @@ DATA_SCHEMA: dict[str, Any] = {
                 {"type": "object", "additionalProperties": {"type": ["string", "integer"]}, "minProperties": 1},
             ]
         },
+        "label_image_mode": _doc(
+            {"enum": list(LABEL_IMAGE_MODES)},
+            "segmentation masks: L (grey values are class ids, default), P or RGB (colours mapped by id_mapping)",
+        ),
+        "num_train": _doc({"type": "integer", "minimum": 1}, "shapes: generated train images (default 512)"),
+        "num_valid": _doc({"type": "integer", "minimum": 1}, "shapes: generated valid/test images (default 128)"),
+        "max_shapes": _doc({"type": "integer", "minimum": 1, "maximum": 8}, "shapes: objects per image, 1..N"),
+        "seed": _doc({"type": "integer", "minimum": 0}, "shapes: generator seed (default 0; not training.seed)"),
         "num_classes": _doc({"type": "integer", "minimum": 1}, "optional; must match the classes found"),
         "image_size": _doc({"type": "integer", "minimum": 8, "maximum": 4096}, "square input side (default 224)"),
         "mean": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},

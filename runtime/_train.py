@@ -1,10 +1,10 @@
 """``npc train``: one process, one device. Compile → import → build → (load, freeze) → train/validate per epoch.
 
-Each epoch ends with, in this order: ``best.safetensors`` (when valid top-1 improved), ``last.safetensors``,
-``metrics.csv``, ``training_state.pt`` — each written atomically, so an interruption at any point leaves a run
-folder that resumes from the last completed epoch. With a fixed seed on CPU, a resumed run ends with the same
-weights as an uninterrupted one: shuffling draws from a generator re-seeded from (seed, epoch), and the global
-RNG states are saved and restored.
+Each epoch ends with, in this order: ``best.safetensors`` (when the task's primary validation metric improved:
+top-1, mIoU or mAP), ``last.safetensors``, ``metrics.csv``, ``training_state.pt`` — each written atomically, so an
+interruption at any point leaves a run folder that resumes from the last completed epoch. With a fixed seed on
+CPU, a resumed run ends with the same weights as an uninterrupted one: shuffling draws from a generator re-seeded
+from (seed, epoch), and the global RNG states are saved and restored.
 """
 
 from __future__ import annotations
@@ -42,18 +42,21 @@ from ._load_model import (
     build,
     check_output,
     freeze_backbone,
+    head_name,
     import_model,
     keep_frozen_eval,
     model_source,
 )
 from ._losses import build_loss
-from ._metrics import evaluate
+from ._metrics import LABELS, METRICS, PRIMARY, evaluate, to_device
 from ._optim import ModelEMA, build_optimizer, build_scheduler
 from ._report import Reporter
 
 __all__ = ["Interrupted", "TrainOptions", "TrainResult", "resolve_device", "train"]
 
 STATE_FORMAT = "npc-training-state"
+TASKS = ("classification", "segmentation", "detection")
+ANCHOR_LAYOUT_SIZE = 512  # the input size anchor_decoupled_head lays its anchors out for (as NetsPresso does)
 
 
 class Interrupted(RunError):
@@ -78,9 +81,14 @@ class TrainResult:
     run_dir: Path
     epochs_done: int
     best_epoch: int | None
-    best_top1: float | None
+    best_metric: float | None  # of the task's primary metric, ``metric``
     last: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    metric: str = "top1"
+
+    @property
+    def best_top1(self) -> float | None:
+        return self.best_metric if self.metric == "top1" else None
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -105,12 +113,19 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
     device = resolve_device(options.device)
     run_dir = Path(options.out_dir)
 
-    if config.spec.task != "classification":
-        raise RunError(f"{config.spec_path}: npc train supports task classification only (got {config.spec.task!r})")
+    task = config.spec.task
+    if task not in TASKS:
+        raise RunError(f"{config.spec_path}: npc train supports the tasks {', '.join(TASKS)} (got {task!r})")
     seed_everything(seed)
-    data = build_data(config.data, ("train", "valid"))
-    loss_fn, loss_notes = build_loss(config.spec.losses, config.spec_source)
+    data = build_data(config.data, ("train", "valid"), task=task)
+    head = head_name(config)
+    loss_fn, loss_notes = build_loss(config.spec.losses, config.spec_source, task=task, head=head)
     notes = data.notes + loss_notes
+    if head == "anchor_decoupled_head" and data.preprocess.image_size != ANCHOR_LAYOUT_SIZE:
+        notes.append(
+            f"anchor_decoupled_head lays its anchors out for {ANCHOR_LAYOUT_SIZE}x{ANCHOR_LAYOUT_SIZE} inputs (as "
+            f"NetsPresso Trainer does); at image_size {data.preprocess.image_size} they do not cover the image"
+        )
 
     source = model_source(config, options.model_py)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +134,8 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
     module = import_model(run_dir / "model.py")
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     model = build(module, data.num_classes, run_dir / "model.py")
+    postprocessor, post_notes = detection_postprocessor(module, task)
+    notes += post_notes
 
     resume_path = options.resume or (
         Path(config.spec.checkpoint.optimizer_path) if config.spec.checkpoint.optimizer_path else None
@@ -143,9 +160,9 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
     scheduler = build_scheduler(optimizer, training, epochs)
     ema = ModelEMA(model, training["ema"]) if training.get("ema") else None
 
-    start_epoch, best_top1, best_epoch = 0, None, None
+    start_epoch, best_metric, best_epoch = 0, None, None
     if state is not None:
-        start_epoch, best_top1, best_epoch = _resume(state, resume_path, model, optimizer, scheduler, ema, data)
+        start_epoch, best_metric, best_epoch = _resume(state, resume_path, model, optimizer, scheduler, ema, data)
         if state.get("epochs") not in (None, epochs):
             notes.append(
                 f"training.epochs is {epochs} (was {state['epochs']}): the learning-rate schedule follows {epochs}"
@@ -174,10 +191,21 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
         num_workers=workers,
         drop_last=len(train_set) % batch_size == 1 and len(train_set) > 1,  # BatchNorm cannot train on one sample
         pin_memory=device.type == "cuda",
+        collate_fn=data.collate,
     )
-    valid_loader = DataLoader(valid_set, batch_size=batch_size, shuffle=False, num_workers=workers)
+    valid_loader = DataLoader(
+        valid_set, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=data.collate
+    )
 
-    reporter = Reporter(run_dir, console, epochs=epochs, start_epoch=start_epoch, tensorboard=options.tensorboard)
+    primary = PRIMARY[task]
+    reporter = Reporter(
+        run_dir,
+        console,
+        epochs=epochs,
+        start_epoch=start_epoch,
+        tensorboard=options.tensorboard,
+        metrics=METRICS[task],
+    )
     if state is not None:
         restore_rng(state["rng"])  # last: nothing between here and the first step draws random numbers
     metadata = _weights_metadata(config, data)
@@ -193,19 +221,20 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
             generator.manual_seed(seed * 100_003 + epoch)
             lr = optimizer.param_groups[0]["lr"]
             model.train()
+            loss_fn.set_epoch(epoch + 1)
             if frozen:
                 keep_frozen_eval(model)
             reporter.start_epoch(epoch, len(train_loader), lr)
             tick, seen, loss_sum = time.perf_counter(), 0, 0.0
-            for step, (images, labels) in enumerate(train_loader):
-                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            for step, (images, target) in enumerate(train_loader):
+                images, target = images.to(device, non_blocking=True), to_device(target, device)
                 if not checked:  # the first batch: a failing forward pass is most likely a data/model mismatch
                     out = _first_forward(model, images, run_dir / "model.py")
-                    check_output(out, data.num_classes, len(labels), run_dir / "model.py")
+                    check_output(out, data.num_classes, len(images), run_dir / "model.py", task)
                     checked = True
                 else:
                     out = model(images)
-                loss, _ = loss_fn(out, labels)
+                loss, _ = loss_fn(out, target, tuple(images.shape[-2:]))
                 if not torch.isfinite(loss):
                     raise RunError(
                         f"the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: lower "
@@ -218,30 +247,32 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
                 optimizer.step()
                 if ema is not None:
                     ema.update(model)
-                seen += len(labels)
-                loss_sum += float(loss.detach()) * len(labels)
+                seen += len(images)
+                loss_sum += float(loss.detach()) * len(images)
                 elapsed = time.perf_counter() - tick
                 reporter.step(epoch * len(train_loader) + step, float(loss.detach()), lr, seen / max(elapsed, 1e-9))
             train_seconds = time.perf_counter() - tick
             scheduler.step()
 
             eval_model = ema.module if ema is not None else model
-            metrics = evaluate(eval_model, valid_loader, loss_fn, data.num_classes, device)
-            improved = best_top1 is None or metrics["top1"] > best_top1
+            metrics = evaluate(
+                eval_model, valid_loader, loss_fn, data.num_classes, device, task=task, postprocessor=postprocessor
+            )
+            score = metrics[primary] if metrics[primary] is not None else -metrics["loss"]
+            improved = best_metric is None or score > best_metric
             if improved:
-                best_top1, best_epoch = metrics["top1"], epoch + 1
+                best_metric, best_epoch = score, epoch + 1
             last_row = {
                 "epoch": epoch + 1,
                 "train_loss": loss_sum / max(1, seen),
                 "valid_loss": metrics["loss"],
-                "valid_top1": metrics["top1"],
-                "valid_top5": metrics["top5"],
+                **{f"valid_{name}": metrics[name] for name in METRICS[task]},
                 "lr": lr,
                 "epoch_seconds": time.perf_counter() - tick,
                 "train_images_per_second": seen / max(train_seconds, 1e-9),
             }
             weights = eval_model.state_dict()
-            meta = {**metadata, "epoch": epoch + 1, "valid_top1": metrics["top1"]}
+            meta = {**metadata, "epoch": epoch + 1, f"valid_{primary}": metrics[primary]}
             if improved:
                 save_weights(run_dir / "best.safetensors", weights, meta)
             save_weights(run_dir / "last.safetensors", weights, meta)
@@ -258,7 +289,8 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "ema": ema.state_dict() if ema is not None else None,
-                    "best_top1": best_top1,
+                    "best_metric": best_metric,
+                    "metric": primary,
                     "best_epoch": best_epoch,
                     "seed": seed,
                     "rng": capture_rng(),
@@ -274,16 +306,28 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
     except BaseException:
         reporter.close()
         raise
-    reporter.summary(best_epoch, best_top1)
+    reporter.summary(best_epoch)
     reporter.close()
     seconds = time.perf_counter() - started
-    if best_top1 is not None:
+    if best_metric is not None:
+        value = f"{best_metric:.2%}" if best_metric >= 0 else f"loss {-best_metric:.4f}"
         console.print(
-            f"best valid top-1 {best_top1:.2%} at epoch {best_epoch} → {run_dir / 'best.safetensors'} ({seconds:.1f}s)",
+            f"best valid {LABELS[primary]} {value} at epoch {best_epoch} → {run_dir / 'best.safetensors'} "
+            f"({seconds:.1f}s)",
             highlight=False,
             soft_wrap=True,
         )
-    return TrainResult(run_dir, epoch, best_epoch, best_top1, last_row, seconds)
+    return TrainResult(run_dir, epoch, best_epoch, best_metric, last_row, seconds, primary)
+
+
+def detection_postprocessor(module: Any, task: str) -> tuple[Any, list[str]]:
+    """The compiled model.py's ``build_postprocessor()`` (decode + NMS with the spec's postprocessor params)."""
+    if task != "detection":
+        return None, []
+    build_post = getattr(module, "build_postprocessor", None)
+    if not callable(build_post):
+        return None, ["the model.py defines no build_postprocessor(): mAP is not computed (best = lowest valid loss)"]
+    return build_post(), []
 
 
 def _first_forward(model: nn.Module, images: torch.Tensor, path: Path) -> Any:
@@ -311,7 +355,7 @@ def _resume(state, path, model, optimizer, scheduler, ema, data: DataBundle) -> 
     except (RuntimeError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: does not fit this model/training setup ({first})") from None
-    return int(state["epoch"]), state.get("best_top1"), state.get("best_epoch")
+    return int(state["epoch"]), state.get("best_metric", state.get("best_top1")), state.get("best_epoch")
 
 
 def _weights_metadata(config: RunConfig, data: DataBundle) -> dict[str, Any]:

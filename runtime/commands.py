@@ -26,7 +26,8 @@ RUN_OUTPUTS = ("metrics.csv", "last.safetensors", "best.safetensors", "training_
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a classification spec (built-in digits data unless a data: section or --data says otherwise)",
+        help="train a classification, segmentation or detection spec (built-in digits/shapes data unless a data: "
+        "section or --data says otherwise)",
         description="Compile SPEC, train it, validate every epoch and save the run folder "
         "(model.py, resolved.yaml, last/best.safetensors, training_state.pt, metrics.csv, tb/).",
     )
@@ -65,12 +66,18 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(handler=_guarded(_evaluate), command_name="evaluate")
 
-    p = subparsers.add_parser("predict", help="print the label and score for each image")
+    p = subparsers.add_parser(
+        "predict", help="print the label (classification), class shares (segmentation) or boxes (detection) per image"
+    )
     p.add_argument("spec", metavar="SPEC", help="model spec, or a run folder (uses its resolved.yaml and model.py)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--weights", metavar="W", help=".safetensors or .pth state dict (run folder: best.safetensors)")
     p.add_argument("--data", metavar="FILE", help="take class names and preprocessing from this data: section")
-    p.add_argument("--top-k", type=_positive_int, default=1, help="also list the K best labels")
+    p.add_argument("--top-k", type=_positive_int, default=1, help="also list the K best labels (classification)")
+    p.add_argument(
+        "--min-score", type=_probability, default=0.3, help="detection: print boxes scoring at least this (0.3)"
+    )
+    p.add_argument("--masks", metavar="DIR", help="segmentation: write each image's class-index mask PNG into DIR")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
     p.add_argument("--model-py", metavar="FILE", help="use this compiled model.py instead of compiling SPEC")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -101,6 +108,13 @@ def _positive_float(text: str) -> float:
     value = _number(text, float)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _number(text, float)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
     return value
 
 
@@ -232,17 +246,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         return EXIT_OK
     for note in result["notes"]:
         print(f"note: {note}", file=sys.stderr)
+    from ._report import LABELS
+
     rows = [
         ("weights", result["weights"]),
         ("data", result["data"]),
         ("split", f"{result['split']} ({result['samples']} samples)"),
         ("loss", f"{result['loss']:.4f}"),
-        ("top-1", f"{result['top1']:.2%}"),
     ]
-    if result["top5"] is not None:
-        rows.append(("top-5", f"{result['top5']:.2%}"))
+    rows += [(LABELS[m], f"{result[m]:.2%}") for m in result["metrics"] if result[m] is not None]
     for key, value in rows:
-        print(f"{key:<8} {value}")
+        print(f"{key:<10} {value}")
     return EXIT_OK
 
 
@@ -260,11 +274,24 @@ def _predict(args: argparse.Namespace) -> int:
         device=args.device,
         top_k=args.top_k,
         use_data=args.data is not None,
+        min_score=args.min_score,
+        mask_dir=args.masks,
     )
     if args.format == "json":
         print(json.dumps(records, indent=2))
         return EXIT_OK
     for record in records:
+        if "detections" in record:
+            for found in record["detections"]:
+                box = ",".join(f"{v:g}" for v in found["box"])
+                print(f"{record['image']}\t{found['label']}\t{found['score']:.4f}\t{box}")
+            if not record["detections"]:
+                print(f"{record['image']}\t-")
+            continue
+        if "classes" in record:
+            shares = ", ".join(f"{name} {share:.1%}" for name, share in record["classes"].items())
+            print(f"{record['image']}\t{shares}" + (f"\t{record['mask']}" if "mask" in record else ""))
+            continue
         line = f"{record['image']}\t{record['label']}\t{record['score']:.4f}"
         if args.top_k > 1:
             line += "\t" + ", ".join(f"{r['label']} {r['score']:.4f}" for r in record["top_k"][1:])

@@ -87,7 +87,7 @@ def _assert_same_run(a, b):
     for key in sa["model"]:
         torch.testing.assert_close(sa["model"][key], sb["model"][key], rtol=0, atol=1e-6, msg=key)
     assert sa["epoch"] == sb["epoch"] == 2
-    assert sa["best_top1"] == sb["best_top1"]
+    assert sa["best_metric"] == sb["best_metric"] and sa["metric"] == "top1"
     rows_a = list(csv.DictReader(open(a / "metrics.csv")))
     rows_b = list(csv.DictReader(open(b / "metrics.csv")))
     assert [(r["epoch"], r["train_loss"], r["valid_top1"]) for r in rows_a] == [
