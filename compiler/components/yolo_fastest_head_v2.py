@@ -1,9 +1,20 @@
-"""YOLO-Fastest-v2 detection head family, as NetsPresso Trainer 1.4.1 reads it
-(``models/heads/detection/experimental/yolo_fastest_head.py``).
+"""YOLO-Fastest-v2 detection head family, as NetsPresso Trainer 1.4.1 builds it
+(``models/heads/detection/experimental/yolo_fastest_head.py``, class ``YOLOFastestHeadV2``).
 
-Validated only (not compilable yet). Two levels, each with classification/objectness and regression towers of two
-5x5 depthwise-separable convs; the towers are built for exactly two levels, and every level must have the width
-of the first. The peer has no docs page for it and no default for ``anchors``; the default is its example's.
+Two levels, each with its own classification/objectness tower (``cls_head``) and box tower (``reg_head``) of two
+5x5 depthwise-separable convs (depthwise conv-BN-ReLU, pointwise conv-BN, no activation after it), then biased
+1x1 predictions: ``num_classes`` logits per cell (shared by the cell's anchors), one objectness per anchor and
+four box values per anchor. The class and objectness biases start at -log(99) (prior probability 0.01).
+The output is ``pred``: per level a (B, A, 4 + 1 + num_classes, H, W) tensor (box, objectness, class logits).
+
+Peer quirks and deliberate differences:
+- Only the number of anchors (``len(anchors[0]) // 2``) reaches the head; the anchors themselves are used by
+  the loss and the post-processor.
+- The towers are sized by the first level's width: every level must have that width. The peer builds other
+  widths and fails at the first forward pass; npc rejects them when compiling.
+- The towers exist for exactly two levels. The peer also runs on one level (leaving the second tower unused)
+  and fails on three; npc requires exactly two incoming levels, matching the two levels of anchors.
+- The peer has no docs page for it and no default for ``anchors``; the default is its example's.
 """
 
 from __future__ import annotations
@@ -11,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import Component, Issue, register
+from .._registry import NUM_CLASSES, BuildError, Built, Component, Feature, Issue, register
 from ._common import param
 
 NUM_LEVELS = 2
@@ -25,6 +36,7 @@ class YOLOFastestHeadV2(Component):
     kind = "head"
     name = "yolo_fastest_head_v2"
     tasks = ("detection",)
+    template = "yolo_fastest_head_v2.py.jinja"
     params = {
         "anchors": param(
             "array",
@@ -35,6 +47,36 @@ class YOLOFastestHeadV2(Component):
             minItems=1,
         ),
     }
+
+    @classmethod
+    def build(
+        cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
+    ) -> Built:
+        params = cls.resolve_params(params)
+        anchors = params["anchors"]
+        for issue in anchor_issues(anchors, "/params/anchors"):
+            raise BuildError(issue.pointer, issue.message)
+        if len(inputs) != NUM_LEVELS:
+            raise BuildError(
+                "", f"yolo_fastest_head_v2 predicts on exactly {NUM_LEVELS} levels, but gets {len(inputs)}"
+            )
+        if len({feature.channels for feature in inputs}) != 1:
+            raise BuildError(
+                "",
+                "yolo_fastest_head_v2 needs the same channels on both levels (use the lightfpn neck), got "
+                f"{[feature.channels for feature in inputs]}",
+            )
+        return Built(
+            class_name="YOLOFastestHeadV2",
+            kwargs={
+                "in_channels": inputs[0].channels,
+                "num_classes": NUM_CLASSES,
+                "num_anchors": len(anchors[0]) // 2,
+            },
+            outputs=(),
+            blocks=("conv_layer",),
+            output_keys=("pred",),
+        )
 
     @classmethod
     def check(cls, params: dict[str, Any], stage_params: list | None, task: str) -> Iterator[Issue]:
