@@ -56,6 +56,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "scheduler": {"name": "cosine_no_sgdr", "warmup_epochs": 0, "warmup_bias_lr": 0.0, "min_lr": 0.0},
     "ema": None,
     "max_norm": None,
+    "sync_bn": False,  # under torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)
 }
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "adamw": {"lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.01, "eps": 1e-8, "no_bias_decay": False},

@@ -86,16 +86,24 @@ def to_device(target: Any, device: torch.device) -> Any:
 def _meters(task: str, num_classes: int, can_detect: bool) -> dict[str, Any]:
     from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
+    # under torchrun only rank 0 evaluates (on the whole split): compute() must not wait for the other processes
+    local = {"sync_on_compute": False}
     if task == "segmentation":
         return {
-            "miou": MulticlassJaccardIndex(num_classes=num_classes, average="macro", ignore_index=IGNORE_INDEX),
-            "pixel_acc": MulticlassAccuracy(num_classes=num_classes, average="micro", ignore_index=IGNORE_INDEX),
+            "miou": MulticlassJaccardIndex(
+                num_classes=num_classes, average="macro", ignore_index=IGNORE_INDEX, **local
+            ),
+            "pixel_acc": MulticlassAccuracy(
+                num_classes=num_classes, average="micro", ignore_index=IGNORE_INDEX, **local
+            ),
         }
     if task == "detection":
-        return {"map": CocoMAP() if can_detect else None}
+        return {"map": CocoMAP(**local) if can_detect else None}
     return {
-        "top1": MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro"),
-        "top5": MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro") if num_classes >= 5 else None,
+        "top1": MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro", **local),
+        "top5": MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro", **local)
+        if num_classes >= 5
+        else None,
     }
 
 
@@ -119,8 +127,8 @@ class CocoMAP(Metric):
 
     full_state_update = False
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.add_state("detections", default=[], dist_reduce_fx=None)
         self.add_state("truths", default=[], dist_reduce_fx=None)
 

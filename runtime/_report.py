@@ -16,7 +16,7 @@ from rich.table import Table
 
 from ._checkpoint import atomic_write_text
 
-__all__ = ["METRIC_COLUMNS", "Reporter", "metric_columns", "read_metrics"]
+__all__ = ["METRIC_COLUMNS", "Reporter", "SilentReporter", "metric_columns", "read_metrics"]
 
 LABELS = {"top1": "top-1", "top5": "top-5", "miou": "mIoU", "pixel_acc": "pixel acc", "map": "mAP", "map50": "mAP50"}
 
@@ -156,6 +156,25 @@ class Reporter:
         self.stop()
         if self.writer is not None:
             self.writer.close()
+
+
+class SilentReporter:
+    """What the processes other than rank 0 report under torchrun: nothing (rank 0 shows and logs the run)."""
+
+    def start_epoch(self, epoch: int, steps: int, lr: float) -> None:
+        pass
+
+    def step(self, global_step: int, loss: float, lr: float, speed: float) -> None:
+        pass
+
+    def end_epoch(self, row: dict[str, Any], improved: bool) -> None:
+        pass
+
+    def summary(self, best_epoch: int | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _int(value: Any) -> int:

@@ -122,6 +122,10 @@ TRAINING_SCHEMA: dict[str, Any] = {
         ),
         "ema": _doc(_named(EMA_KINDS, _EMA_KEYS, nullable=True), "exponential moving average of the weights"),
         "max_norm": _doc({"type": ["number", "null"], "exclusiveMinimum": 0}, "gradient clipping by global norm"),
+        "sync_bn": _doc(
+            {"type": "boolean"},
+            "torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm); default false",
+        ),
     },
 }
 

@@ -1,10 +1,16 @@
-"""``npc train``: one process, one device. Compile → import → build → (load, freeze) → train/validate per epoch.
+"""``npc train``: compile → import → build → (load, freeze) → train/validate per epoch, in one process on one
+device, or under ``torchrun`` in WORLD_SIZE processes with DistributedDataParallel (see ``_distributed``).
 
 Each epoch ends with, in this order: ``best.safetensors`` (when the task's primary validation metric improved:
 top-1, mIoU or mAP), ``last.safetensors``, ``metrics.csv``, ``training_state.pt`` — each written atomically, so an
 interruption at any point leaves a run folder that resumes from the last completed epoch. With a fixed seed on
 CPU, a resumed run ends with the same weights as an uninterrupted one: shuffling draws from a generator re-seeded
 from (seed, epoch), and the global RNG states are saved and restored.
+
+Under torchrun every process builds the same model from the same seed (DDP broadcasts rank 0's weights anyway),
+shuffles with the same (seed, epoch) permutation and trains on its ``rank::world_size`` share of each global batch
+(DistributedSampler); DDP averages the gradients. Only rank 0 prints, evaluates (the whole valid split, so metrics
+equal a single-process run's) and writes the run folder; the other processes wait for its metrics.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import io
 import os
 import random
 import sys
+import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +31,8 @@ import numpy as np
 import torch
 from rich.console import Console
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from .. import __version__
 from ._checkpoint import (
@@ -36,6 +45,7 @@ from ._checkpoint import (
 )
 from ._config import RunConfig
 from ._data import DataBundle, build_data
+from ._distributed import Distributed, all_sum, broadcast, per_rank_batch, start, stop, wait
 from ._errors import EXIT_USAGE, CheckpointError, RunError
 from ._load_model import (
     apply_checkpoint,
@@ -50,7 +60,7 @@ from ._load_model import (
 from ._losses import build_loss
 from ._metrics import LABELS, METRICS, PRIMARY, evaluate, to_device
 from ._optim import ModelEMA, build_optimizer, build_scheduler
-from ._report import Reporter
+from ._report import Reporter, SilentReporter
 
 __all__ = ["Interrupted", "TrainOptions", "TrainResult", "resolve_device", "train"]
 
@@ -106,12 +116,26 @@ def seed_everything(seed: int) -> None:
 
 
 def train(config: RunConfig, options: TrainOptions, console: Console | None = None) -> TrainResult:
-    console = console or Console()
+    """Train in this process; under torchrun (WORLD_SIZE > 1) as one rank of a DDP group that this call joins."""
+    place, device = start(resolve_device(options.device))
+    try:
+        result = _train(config, options, console or Console(), place, device)
+        wait(place)  # no process leaves (and tears the group down) while another still needs it
+        return result
+    finally:
+        stop(place)
+
+
+def _train(
+    config: RunConfig, options: TrainOptions, console: Console, place: Distributed, device: torch.device
+) -> TrainResult:
     started = time.perf_counter()
     training = config.training
     epochs, seed = training["epochs"], training["seed"]
-    device = resolve_device(options.device)
     run_dir = Path(options.out_dir)
+    batch_size = per_rank_batch(training["batch_size"], place)
+    if not place.is_main:
+        console = Console(file=io.StringIO())  # rank 0 speaks for the group
 
     task = config.spec.task
     if task not in TASKS:
@@ -128,10 +152,15 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
         )
 
     source = model_source(config, options.model_py)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "model.py", source)
-    atomic_write_text(run_dir / "resolved.yaml", _resolved_yaml(config, data, options, device))
-    module = import_model(run_dir / "model.py")
+    with ExitStack() as scratch:
+        if place.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            model_py = run_dir / "model.py"
+            atomic_write_text(run_dir / "resolved.yaml", _resolved_yaml(config, data, options, device, place))
+        else:  # only rank 0 writes the run folder; the others import the same source from a private copy
+            model_py = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="npc-rank-"))) / "model.py"
+        atomic_write_text(model_py, source)
+        module = import_model(model_py)
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     model = build(module, data.num_classes, run_dir / "model.py")
     postprocessor, post_notes = detection_postprocessor(module, task)
@@ -151,6 +180,14 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
         frozen = freeze_backbone(model)
         if not frozen:
             notes.append("freeze_backbone is ignored: the model has no separate backbone (a 'full' model)")
+    if training.get("sync_bn"):
+        if place.enabled and device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        elif place.enabled:
+            notes.append(
+                "training.sync_bn is ignored on CPU (SyncBatchNorm runs on GPUs only): each process "
+                "normalises over its own share of the batch"
+            )
     model.to(device)
     loss_fn.to(device)
     try:
@@ -168,9 +205,13 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
                 f"training.epochs is {epochs} (was {state['epochs']}): the learning-rate schedule follows {epochs}"
             )
 
+    where = str(device)
+    if place.enabled:
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        where = f"{place.world_size} processes ({backend}, {batch_size} images each per step)"
     console.print(
         f"npc train: {config.spec.name} ({sum(p.numel() for p in model.parameters()):,} parameters, "
-        f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable) on {device}; "
+        f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable) on {where}; "
         f"data: {data.description}; run folder: {run_dir}",
         highlight=False,
         soft_wrap=True,
@@ -183,28 +224,39 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
         workers = 0 if data.in_memory else min(4, os.cpu_count() or 1)
     generator = torch.Generator()
     train_set, valid_set = data.splits["train"], data.splits["valid"]
-    batch_size = training["batch_size"]
+    if place.enabled:  # the same (seed, epoch) permutation as one process; this rank takes every world_size-th index
+        sampler = DistributedSampler(train_set, place.world_size, place.rank, shuffle=True, seed=seed * 100_003)
+    else:
+        sampler = RandomSampler(train_set, generator=generator)
+    share = len(sampler)  # this process's samples per epoch
     train_loader = DataLoader(
         train_set,
         batch_size=batch_size,
-        sampler=RandomSampler(train_set, generator=generator),
+        sampler=sampler,
         num_workers=workers,
-        drop_last=len(train_set) % batch_size == 1 and len(train_set) > 1,  # BatchNorm cannot train on one sample
+        drop_last=share % batch_size == 1 and share > 1,  # BatchNorm cannot train on one sample
         pin_memory=device.type == "cuda",
         collate_fn=data.collate,
     )
+    net = model  # the model itself: EMA, evaluation and the saved weights use it, never the DDP wrapper
+    if place.enabled:
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     valid_loader = DataLoader(
         valid_set, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=data.collate
     )
 
     primary = PRIMARY[task]
-    reporter = Reporter(
-        run_dir,
-        console,
-        epochs=epochs,
-        start_epoch=start_epoch,
-        tensorboard=options.tensorboard,
-        metrics=METRICS[task],
+    reporter = (
+        Reporter(
+            run_dir,
+            console,
+            epochs=epochs,
+            start_epoch=start_epoch,
+            tensorboard=options.tensorboard,
+            metrics=METRICS[task],
+        )
+        if place.is_main
+        else SilentReporter()
     )
     if state is not None:
         restore_rng(state["rng"])  # last: nothing between here and the first step draws random numbers
@@ -219,11 +271,13 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
             if options.stop_after is not None and epoch >= options.stop_after:
                 break
             generator.manual_seed(seed * 100_003 + epoch)
+            if isinstance(sampler, DistributedSampler):
+                sampler.set_epoch(epoch)  # seeds its permutation with seed * 100_003 + epoch, as above
             lr = optimizer.param_groups[0]["lr"]
             model.train()
             loss_fn.set_epoch(epoch + 1)
             if frozen:
-                keep_frozen_eval(model)
+                keep_frozen_eval(net)
             reporter.start_epoch(epoch, len(train_loader), lr)
             tick, seen, loss_sum = time.perf_counter(), 0, 0.0
             for step, (images, target) in enumerate(train_loader):
@@ -242,22 +296,27 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if training.get("max_norm"):
-                    nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], training["max_norm"])
+                if training.get("max_norm"):  # DDP has averaged the gradients: every rank clips the same ones
+                    nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad], training["max_norm"])
                 optimizer.step()
                 if ema is not None:
-                    ema.update(model)
+                    ema.update(net)
                 seen += len(images)
                 loss_sum += float(loss.detach()) * len(images)
                 elapsed = time.perf_counter() - tick
-                reporter.step(epoch * len(train_loader) + step, float(loss.detach()), lr, seen / max(elapsed, 1e-9))
+                speed = place.world_size * seen / max(elapsed, 1e-9)  # rank 0's step loss, the group's speed
+                reporter.step(epoch * len(train_loader) + step, float(loss.detach()), lr, speed)
             train_seconds = time.perf_counter() - tick
             scheduler.step()
+            loss_sum, seen = all_sum([loss_sum, seen], place, device)
 
-            eval_model = ema.module if ema is not None else model
-            metrics = evaluate(
-                eval_model, valid_loader, loss_fn, data.num_classes, device, task=task, postprocessor=postprocessor
-            )
+            eval_model = ema.module if ema is not None else net
+            metrics = None
+            if place.is_main:  # the other ranks wait for the metrics in broadcast()
+                metrics = evaluate(
+                    eval_model, valid_loader, loss_fn, data.num_classes, device, task=task, postprocessor=postprocessor
+                )
+            metrics = broadcast(metrics, place)
             score = metrics[primary] if metrics[primary] is not None else -metrics["loss"]
             improved = best_metric is None or score > best_metric
             if improved:
@@ -271,31 +330,32 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
                 "epoch_seconds": time.perf_counter() - tick,
                 "train_images_per_second": seen / max(train_seconds, 1e-9),
             }
-            weights = eval_model.state_dict()
-            meta = {**metadata, "epoch": epoch + 1, f"valid_{primary}": metrics[primary]}
-            if improved:
-                save_weights(run_dir / "best.safetensors", weights, meta)
-            save_weights(run_dir / "last.safetensors", weights, meta)
-            reporter.end_epoch(last_row, improved)
-            save_training_state(
-                run_dir / "training_state.pt",
-                {
-                    "format": STATE_FORMAT,
-                    "version": 1,
-                    "epoch": epoch + 1,
-                    "epochs": epochs,
-                    "num_classes": data.num_classes,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "ema": ema.state_dict() if ema is not None else None,
-                    "best_metric": best_metric,
-                    "metric": primary,
-                    "best_epoch": best_epoch,
-                    "seed": seed,
-                    "rng": capture_rng(),
-                },
-            )
+            if place.is_main:
+                weights = eval_model.state_dict()
+                meta = {**metadata, "epoch": epoch + 1, f"valid_{primary}": metrics[primary]}
+                if improved:
+                    save_weights(run_dir / "best.safetensors", weights, meta)
+                save_weights(run_dir / "last.safetensors", weights, meta)
+                reporter.end_epoch(last_row, improved)
+                save_training_state(
+                    run_dir / "training_state.pt",
+                    {
+                        "format": STATE_FORMAT,
+                        "version": 1,
+                        "epoch": epoch + 1,
+                        "epochs": epochs,
+                        "num_classes": data.num_classes,
+                        "model": net.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "ema": ema.state_dict() if ema is not None else None,
+                        "best_metric": best_metric,
+                        "metric": primary,
+                        "best_epoch": best_epoch,
+                        "seed": seed,
+                        "rng": capture_rng(),  # rank 0's; every rank seeds and draws alike, so one stands for all
+                    },
+                )
             epoch += 1
     except KeyboardInterrupt:
         reporter.close()
@@ -370,7 +430,9 @@ def _weights_metadata(config: RunConfig, data: DataBundle) -> dict[str, Any]:
     }
 
 
-def _resolved_yaml(config: RunConfig, data: DataBundle, options: TrainOptions, device: torch.device) -> str:
+def _resolved_yaml(
+    config: RunConfig, data: DataBundle, options: TrainOptions, device: torch.device, place: Distributed
+) -> str:
     from ruamel.yaml import YAML
 
     document = config.resolved_document()
@@ -384,8 +446,9 @@ def _resolved_yaml(config: RunConfig, data: DataBundle, options: TrainOptions, d
     buffer = io.StringIO()
     yaml.dump(document, buffer)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    processes = f" x {place.world_size} processes" if place.enabled else ""
     header = (
-        f"# Resolved by npc {__version__} at {now} (torch {torch.__version__}, device {device}, "
+        f"# Resolved by npc {__version__} at {now} (torch {torch.__version__}, device {device}{processes}, "
         f"python {sys.version.split()[0]}).\n"
         f"# command: {options.command or 'npc train'}\n"
         "# The model, training and data sections as this run used them (defaults filled in).\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -49,6 +50,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-tensorboard", action="store_true", help="do not write tb/ logs")
     p.add_argument(
         "--trust-pickle",
+        "--trust-checkpoint",
+        dest="trust_pickle",
         action="store_true",
         help="allow the spec's fx_model_checkpoint (a pickled torch.fx model: loading it runs code from the file)",
     )
@@ -140,10 +143,16 @@ def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
             print(format_text(exc.diagnostics), file=sys.stderr)
             return exc.exit_code
         except RunError as exc:
-            print(f"npc {args.command_name}: error: {_clean(exc.message)}", file=sys.stderr)
+            print(f"npc {args.command_name}{_rank()}: error: {_clean(exc.message)}", file=sys.stderr)
             return exc.exit_code
 
     return run
+
+
+def _rank() -> str:
+    """`` [rank N]`` in the processes torchrun starts besides rank 0, whose messages repeat or add to rank 0's."""
+    rank = os.environ.get("RANK", "0")
+    return f" [rank {rank}]" if os.environ.get("WORLD_SIZE", "1") != "1" and rank != "0" else ""
 
 
 def _clean(message: str) -> str:
@@ -191,13 +200,17 @@ def _train(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from ._distributed import requested
     from ._train import TrainOptions, train
 
     console = Console()
+    place = requested()  # under torchrun: this process's rank; the group is joined in train()
+    if place.enabled and not args.out:  # each process would pick its own fresh runs/<name>-N folder
+        raise RunError("under torchrun, give the run folder with --out", EXIT_USAGE)
     resume = Path(args.resume) if args.resume else None
     resuming = resume is not None or bool(config.spec.checkpoint.optimizer_path)
     out = Path(args.out) if args.out else _fresh_folder(Path("runs") / Path(args.spec).stem.replace(".", "-"))
-    if not resuming and out.is_dir() and any((out / name).exists() for name in RUN_OUTPUTS):
+    if place.is_main and not resuming and out.is_dir() and any((out / name).exists() for name in RUN_OUTPUTS):
         console.print(f"[yellow]note:[/] replacing the previous run in {out}", highlight=False)
         for name in RUN_OUTPUTS:
             (out / name).unlink(missing_ok=True)
