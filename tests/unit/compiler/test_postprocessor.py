@@ -13,7 +13,7 @@ import re
 import pytest
 import torch
 
-from helpers import REPO, compile_file, import_source
+from helpers import REPO, compile_file, compile_problem, import_source
 
 NUM_CLASSES = 3
 HEADS = {
@@ -351,12 +351,11 @@ def test_an_integer_threshold_is_emitted_as_a_float(tmp_path):
 
 
 def test_yolo_reg_max_must_agree_with_the_head(tmp_path):
-    from npc.compiler import CompileError
-
-    with pytest.raises(CompileError) as caught:
-        _compile(tmp_path, "yolo_detection_head", postprocessor={"reg_max": 16})
-    assert caught.value.pointer == "/model/postprocessor/params/reg_max"
-    assert "reg_max (4)" in caught.value.message
+    path = tmp_path / "bad_reg_max.json"
+    path.write_text(json.dumps(_spec("yolo_detection_head", postprocessor={"reg_max": 16})))
+    pointer, message = compile_problem(path)  # reported by npc validate already (the decoder is planned in a pass)
+    assert pointer == "/model/postprocessor/params/reg_max"
+    assert "reg_max (4)" in message
     assert "reg_max=4)" in _compile(tmp_path, "yolo_detection_head", postprocessor={"reg_max": 4})
 
 
