@@ -1,11 +1,14 @@
 """The spec's ``losses`` as one module: each criterion times its ``weight``, summed (weight ``~`` means 1).
 
-Criteria: ``cross_entropy`` and ``focal_loss`` (classification), ``seg_cross_entropy`` (segmentation),
-``retinanet_loss`` (detection, ``anchor_decoupled_head``) and ``yolox_loss`` (detection,
-``anchor_free_decoupled_head``; see :mod:`._losses_detection`). Any other criterion, a parameter a criterion does
-not take, or a detection loss that does not fit the head is reported at its spec position. Unlike NetsPresso
-Trainer, which keys losses by criterion name (so a second entry with the same criterion replaces the first), every
-entry counts.
+Criteria: ``cross_entropy`` and ``focal_loss`` (classification), ``seg_cross_entropy`` and ``pidnet_loss``
+(segmentation), ``rtmcc_loss`` (pose, ``rtmcc``; see :mod:`._losses_zoo`), ``retinanet_loss`` (detection,
+``anchor_decoupled_head``) and ``yolox_loss`` (detection, ``anchor_free_decoupled_head``; see
+:mod:`._losses_detection`), ``yolov9_loss`` (detection, ``yolo_detection_head``) and ``yolofastest_loss``
+(detection, ``yolo_fastest_head_v2``; see :mod:`._losses_yolo`), ``detr_loss`` (detection, ``rtdetr_head``; see
+:mod:`._losses_detr`).
+Any other criterion, a parameter a criterion does not take, or a loss that does not fit the head is reported at its
+spec position. Unlike NetsPresso Trainer, which keys losses by criterion name (so a second entry with the same
+criterion replaces the first), every entry counts.
 
 Every criterion is called as ``term(out, target, image_size)``: ``out`` the model's output dict, ``target`` what the
 data gives (class indices, masks, or a list of box dicts), ``image_size`` the (H, W) of the input batch.
@@ -21,9 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..compiler.components.yolo_fastest_head_v2 import DEFAULT_ANCHORS
 from ..spec import Diagnostic, LossSpec, Source, SpecError
 from ._errors import RunError
 from ._losses_detection import RetinaNetLoss, YOLOXLoss, sigmoid_focal_loss
+from ._losses_detr import DEFAULT_MATCHER, DEFAULT_TERMS, DEFAULT_WEIGHTS, DETRLoss, LossParamError
+from ._losses_yolo import YOLOFastestLoss, YOLOv9Loss
+from ._losses_zoo import PIDNetLoss, RTMCCLoss
 
 __all__ = ["CRITERIA", "CombinedLoss", "build_loss", "default_loss"]
 
@@ -76,8 +83,31 @@ CRITERIA: dict[str, Criterion] = {
     "cross_entropy": Criterion(("classification",), {"label_smoothing": 0.0, "ignore_index": -100}, CrossEntropy),
     "focal_loss": Criterion(("classification",), {"alpha": 0.25, "gamma": 2.0}, FocalLoss),
     "seg_cross_entropy": Criterion(("segmentation",), {"label_smoothing": 0.0, "ignore_index": -100}, SegCrossEntropy),
+    "pidnet_loss": Criterion(("segmentation",), {"ignore_index": -100}, PIDNetLoss),
+    "rtmcc_loss": Criterion(("pose_estimation",), {}, RTMCCLoss, head="rtmcc"),
     "retinanet_loss": Criterion(("detection",), {}, RetinaNetLoss, head="anchor_decoupled_head"),
     "yolox_loss": Criterion(("detection",), {"l1_activate_epoch": 1}, YOLOXLoss, head="anchor_free_decoupled_head"),
+    "yolov9_loss": Criterion(
+        ("detection",), {"reg_max": 16, "l1_activate_epoch": None}, YOLOv9Loss, head="yolo_detection_head"
+    ),
+    "yolofastest_loss": Criterion(
+        ("detection",),
+        {"anchors": DEFAULT_ANCHORS, "l1_activate_epoch": None},
+        YOLOFastestLoss,
+        head="yolo_fastest_head_v2",
+    ),
+    "detr_loss": Criterion(
+        ("detection",),
+        {
+            "weight_dict": DEFAULT_WEIGHTS,
+            "losses": DEFAULT_TERMS,
+            "alpha": 0.2,
+            "gamma": 2.0,
+            "matcher": DEFAULT_MATCHER,
+        },
+        DETRLoss,
+        head="rtdetr_head",
+    ),
 }
 
 
@@ -172,7 +202,12 @@ def build_loss(
             continue
         seen[loss.criterion] = seen.get(loss.criterion, 0) + 1
         name = loss.criterion if seen[loss.criterion] == 1 else f"{loss.criterion}#{seen[loss.criterion]}"
-        terms.append(LossTerm(name, loss.weight, criterion.make(**params)))
+        try:
+            module = criterion.make(**params)
+        except LossParamError as exc:
+            problems.append((f"{loss.pointer}/{exc.key}", str(exc)))
+            continue
+        terms.append(LossTerm(name, loss.weight, module))
     if problems:
         _raise(problems, source)
     return CombinedLoss(terms), notes

@@ -167,8 +167,10 @@ def test_default_losses_per_task():
     assert "seg_cross_entropy with ignore_index 255" in notes[0]
     loss, _ = build_loss((), task="detection", head="anchor_decoupled_head")
     assert loss.names == ["retinanet_loss"]
-    with pytest.raises(SpecError, match="no loss fits the head 'yolo_fastest_head_v2'"):
-        build_loss((), task="detection", head="yolo_fastest_head_v2")
+    loss, _ = build_loss((), task="detection", head="yolo_fastest_head_v2")
+    assert loss.names == ["yolofastest_loss"]
+    with pytest.raises(SpecError, match="no loss fits the head 'new_head'"):
+        build_loss((), task="detection", head="new_head")
 
 
 def test_seg_cross_entropy_without_ignore_index_explains_unlabelled_pixels():
