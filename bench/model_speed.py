@@ -45,7 +45,7 @@ def input_size(config: Path) -> int:
 def measure(python: str, side_args: list[str], size: int, args: argparse.Namespace) -> dict:
     command = [python, str(WORKER), *side_args, "--size", str(size), str(size), "--threads", str(args.threads)]
     command += ["--repeat", str(args.repeat)]
-    if args.torch_compile and python == sys.executable:
+    if args.torch_compile and side_args[0] == "--model-py":
         command.append("--torch-compile")
     result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     if result.returncode != 0:
@@ -60,6 +60,7 @@ def compile_config(config: Path, folder: Path) -> Path | None:
 
 
 def ratio(ours: float | None, theirs: float | None) -> str:
+    """npc / peer."""
     return f"{ours / theirs:.2f}" if ours and theirs else "–"
 
 
@@ -68,7 +69,9 @@ def fmt(value: float | None, digits: int = 1) -> str:
 
 
 def _pair(ours: dict, theirs: dict, key: str) -> str:
-    return f"{fmt(ours[key])} / {fmt(theirs.get(key))} ({ratio(ours[key], theirs.get(key))})"
+    theirs_value = theirs.get(key) if key in theirs else None
+    shown = fmt(theirs_value) if theirs_value is not None else ("fails" if "train_error" in theirs else "–")
+    return f"{fmt(ours[key])} / {shown} ({ratio(ours[key], theirs_value)})"
 
 
 def main() -> int:
@@ -86,14 +89,18 @@ def main() -> int:
         for config in configs:
             size = input_size(config)
             model_py = compile_config(config, Path(tmp))
-            ours = measure(sys.executable, ["--model-py", str(model_py)], size, args) if model_py else {}
+            # The emitted model imports only torch, so it runs under the peer's Python too: same torch build, and
+            # the ratio compares the models, not two torch releases.
+            python = args.peer_python or sys.executable
+            ours = measure(python, ["--model-py", str(model_py)], size, args) if model_py else {}
             theirs = measure(args.peer_python, ["--peer-config", str(config)], size, args) if args.peer_python else {}
             rows.append((config.stem, size, ours if model_py else {"error": "does not compile"}, theirs))
             print(f"{config.stem}: npc {ours} peer {theirs}", file=sys.stderr)
 
     print(
         f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
-        f"{args.threads} torch threads, CPU.\n"
+        f"{args.threads} torch threads, CPU; both sides measured with "
+        f"{'the peer venv' if args.peer_python else 'this'} Python's torch.\n"
     )
     print(
         "| model | input | params npc / peer | fwd b1 ms npc / peer (ratio) | fwd b8 ms npc / peer (ratio) "
@@ -109,7 +116,7 @@ def main() -> int:
             f"{ours['params']:,} / {fmt(theirs.get('params'), 0)}",
             _pair(ours, theirs, "forward_ms_b1"),
             _pair(ours, theirs, "forward_ms_b8"),
-            _pair(ours, theirs, "train_images_per_s"),
+            _pair(ours, theirs, "train_images_per_s") if "train_images_per_s" in ours else "–",
             f"{fmt(ours['peak_rss_mib'], 0)} / {fmt(theirs.get('peak_rss_mib'), 0)}",
         ]
         if args.torch_compile:
