@@ -166,7 +166,10 @@ def _annotations(graph: nx.DiGraph, counts: dict[str, int] | None) -> dict[str, 
         else:
             labels[kind] = [line for line in [*lines, _params_line(counts, kind)] if line]
     if graph.has_node(POSTPROCESSOR):  # not part of the module: no parameters
-        labels[POSTPROCESSOR] = [graph.nodes[POSTPROCESSOR]["label"], *_key_params(graph.nodes[POSTPROCESSOR]["params"])]
+        labels[POSTPROCESSOR] = [
+            graph.nodes[POSTPROCESSOR]["label"],
+            *_key_params(graph.nodes[POSTPROCESSOR]["params"]),
+        ]
     edges: dict[tuple[str, str], str] = {}
     for source, target, data in graph.edges(data=True):
         if target == POSTPROCESSOR:

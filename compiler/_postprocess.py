@@ -72,8 +72,13 @@ POSTPROCESSOR_PARAMS: dict[str, dict[str, Any]] = {
 # The peer's NMS defaults (postprocessors/detection.py ``nms``); it has no per-image cap, so none by default.
 NMS_DEFAULTS: dict[str, Any] = {"nms_thresh": 0.45, "class_agnostic": False, "detections_per_image": None}
 
-_ANNOTATIONS = {"number": "float", "integer": "int", "boolean": "bool", "array": "list"}
+# Arrays become tuples: a keyword default must not be a mutable list shared between calls.
+_ANNOTATIONS = {"number": "float", "integer": "int", "boolean": "bool", "array": "tuple"}
 _CASTS: dict[str, Callable[[Any], Any]] = {"number": float, "integer": int, "boolean": bool}
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(_frozen(item) for item in value) if isinstance(value, list) else value
 
 
 def settings(postprocessor_params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,7 +98,8 @@ def postprocessor_context(graph: nx.DiGraph, render: Callable[..., str]) -> dict
     peer = f"NetsPresso Trainer's for {head.family.name}"
     defaults = f"Defaults: the spec's postprocessor params, else {peer}." if given else f"Defaults: {peer}."
     decoder = graph.nodes[POSTPROCESSOR]["decoder"]  # planned by passes.plan_postprocessor
-    arguments = {**decoder.kwargs, **settings(given, NMS_DEFAULTS)}
+    nms_defaults = NMS_DEFAULTS if decoder.nms else {**NMS_DEFAULTS, "nms_thresh": None}  # None: no NMS
+    arguments = {**decoder.kwargs, **settings(given, nms_defaults)}
     call_kwargs = {**{key: Code(key) for key in decoder.kwargs}, **decoder.fixed}
     call = format_assignment("decoder", decoder.class_name, call_kwargs, " " * 4)
     return {
@@ -114,4 +120,4 @@ def _annotation(key: str, value: Any) -> str:
 def _cast(key: str, value: Any) -> Any:
     """A spec's ``score_thresh: 1`` is emitted as ``1.0``, so the default matches its annotation."""
     cast = _CASTS.get(POSTPROCESSOR_PARAMS[key]["type"])
-    return value if value is None or cast is None else cast(value)
+    return _frozen(value) if value is None or cast is None else cast(value)

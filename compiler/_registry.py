@@ -80,6 +80,7 @@ class Decoder:
     class_name: str  # defined by the head's postprocessor_template
     kwargs: dict[str, Any]  # spec ``postprocessor.params`` it reads, with the peer's defaults for this head
     fixed: dict[str, Any] = field(default_factory=dict)  # arguments set by the head itself, emitted as literals
+    nms: bool = True  # False: the head's detections are already distinct (RT-DETR's queries); NMS is off by default
 
 
 @dataclass(frozen=True)

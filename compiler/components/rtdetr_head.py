@@ -35,7 +35,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import NUM_CLASSES, BuildError, Built, Component, Feature, Issue, register
+from .._postprocess import settings
+from .._registry import NUM_CLASSES, BuildError, Built, Component, Decoder, Feature, Issue, register
 from ._common import ACTIVATIONS, param
 from ._zoo_schema import boolean, choice, divisible_issue, integer, positive, probability
 
@@ -52,6 +53,7 @@ class RTDETRHead(Component):
     name = "rtdetr_head"
     tasks = ("detection",)
     template = "rtdetr_head.py.jinja"
+    postprocessor_template = "postprocess_rtdetr_head.py.jinja"
     params = {
         "hidden_dim": integer(256, "Width of the decoder; must be divisible by num_attention_heads."),
         "num_attention_heads": integer(8, "Number of attention heads in the decoder."),
@@ -126,6 +128,12 @@ class RTDETRHead(Component):
             },
             output_keys=("pred", "aux_pred", "dn_aux_pred", "dn_meta"),
         )
+
+    @classmethod
+    def decoder(cls, params: dict[str, Any], postprocessor_params: dict[str, Any]) -> Decoder:
+        # The peer's defaults (postprocessors/detection.py, rtdetr_decode); its queries need no NMS.
+        kwargs = settings(postprocessor_params, {"num_top_queries": 300, "score_thresh": 0.0})
+        return Decoder("RTDETRDecoder", kwargs, nms=False)
 
     @classmethod
     def check(cls, params: dict[str, Any], stage_params: list | None, task: str) -> Iterator[Issue]:

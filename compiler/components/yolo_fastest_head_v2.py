@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import NUM_CLASSES, BuildError, Built, Component, Feature, Issue, register
+from .._postprocess import settings
+from .._registry import NUM_CLASSES, BuildError, Built, Component, Decoder, Feature, Issue, register
 from ._common import param
 
 NUM_LEVELS = 2
@@ -37,6 +38,7 @@ class YOLOFastestHeadV2(Component):
     name = "yolo_fastest_head_v2"
     tasks = ("detection",)
     template = "yolo_fastest_head_v2.py.jinja"
+    postprocessor_template = "postprocess_yolo_fastest_head_v2.py.jinja"
     params = {
         "anchors": param(
             "array",
@@ -77,6 +79,16 @@ class YOLOFastestHeadV2(Component):
             blocks=("conv_layer",),
             output_keys=("pred",),
         )
+
+    @classmethod
+    def decoder(cls, params: dict[str, Any], postprocessor_params: dict[str, Any]) -> Decoder:
+        """The peer decodes with ``postprocessor.params.anchors``; they default to the head's own, and must have
+        the head's shape (anchors per level) when given."""
+        head_anchors = cls.resolve_params(params)["anchors"]
+        chosen = settings(postprocessor_params, {"anchors": head_anchors, "score_thresh": 0.7})
+        if [len(level) for level in chosen["anchors"]] != [len(level) for level in head_anchors]:
+            raise BuildError("/params/anchors", f"must give the head's {len(head_anchors[0]) // 2} anchors per level")
+        return Decoder("YOLOFastestDecoder", chosen)
 
     @classmethod
     def check(cls, params: dict[str, Any], stage_params: list | None, task: str) -> Iterator[Issue]:

@@ -433,13 +433,13 @@ class Postprocessor(nn.Module):
     """Decode, then non-maximum suppression: the model's outputs → per image boxes, scores and labels.
 
     ``decoder`` turns the head's raw outputs into candidate boxes per image; NMS keeps the best of overlapping
-    ones.
+    ones (``nms_thresh=None`` skips it, for heads whose detections are already distinct, such as RT-DETR's).
     """
 
     def __init__(
         self,
         decoder: nn.Module,
-        nms_thresh: float,
+        nms_thresh: float | None,
         class_agnostic: bool,
         detections_per_image: int | None,
     ) -> None:
@@ -458,7 +458,10 @@ class Postprocessor(nn.Module):
         """
         detections = []
         for boxes, scores, labels in self.decoder(outputs, image_size):
-            keep = batched_nms(boxes, scores, labels, self.nms_thresh, self.class_agnostic)
+            if self.nms_thresh is None:
+                keep = torch.argsort(scores, descending=True)
+            else:
+                keep = batched_nms(boxes, scores, labels, self.nms_thresh, self.class_agnostic)
             keep = keep[: self.detections_per_image]  # slicing up to None keeps them all
             detections.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]})
         return detections

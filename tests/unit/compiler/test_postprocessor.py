@@ -382,3 +382,59 @@ def test_docs_list_exactly_the_heads_with_a_decoder():
     text = (REPO / "docs" / "postprocessing.md").read_text()
     documented = set(re.findall(r"^\| `(\w+)` \(", text, flags=re.MULTILINE))
     assert documented == {head.name for head in registry.list_components("head") if head.postprocessor_template}
+
+
+PEER_MODELS = REPO.parent / "shared" / "peer" / "configs" / "model"
+
+
+@pytest.fixture(scope="module")
+def peer_heads(tmp_path_factory):
+    """The emitted modules of the peer's YOLO-Fastest-v2 and RT-DETR-R18 examples (heads that need their own
+    necks, so not the tiny FPN detector above)."""
+    tmp_path = tmp_path_factory.mktemp("peer_heads")
+    configs = {"yolo_fastest": "yolo/yolo-fastest-v2-detection.yaml", "rtdetr": "rtdetr/rtdetr-res18-detection.yaml"}
+    return {
+        key: import_source(compile_file(PEER_MODELS / path), f"pp_{key}", tmp_path) for key, path in configs.items()
+    }
+
+
+def test_yolo_fastest_decoder_places_anchors_on_cells(peer_heads):
+    emitted = peer_heads["yolo_fastest"]
+    level = torch.full((1, 1, 4 + 1 + 2, 1, 2), -10.0)  # (B, A, box + objectness + 2 classes, H, W); stride 32
+    level[0, 0, :4, 0, 1] = 0.0  # cell x = 1: centre offset 0.5, size scale 2 * (tanh(-0.549306) + 1) = 1
+    level[0, 0, 4, 0, 1] = 10.0
+    level[0, 0, 5:, 0, 1] = torch.tensor([-10.0, 5.0])
+    quiet = torch.full((1, 1, 4 + 1 + 2, 1, 1), -10.0)  # a second level with nothing in it
+    decoder = emitted.YOLOFastestDecoder(anchors=((10.0, 20.0), (30.0, 30.0)), score_thresh=0.5)
+    ((boxes, scores, labels),) = decoder({"pred": [level, quiet]}, (32, 64))
+    # centre ((0.5 + 1) * 32, 0.5 * 32) = (48, 16), size = the anchor (10, 20)
+    torch.testing.assert_close(boxes, _boxes([[43, 6, 53, 26]]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(scores, torch.sigmoid(torch.tensor([10.0])) * torch.sigmoid(torch.tensor([5.0])))
+    assert labels.tolist() == [1]
+
+
+def test_rtdetr_decoder_takes_the_best_query_class_pairs_without_nms(peer_heads):
+    emitted = peer_heads["rtdetr"]
+    pred = torch.tensor([[[0.5, 0.5, 0.2, 0.4, 2.0, -1.0], [0.25, 0.25, 0.1, 0.1, -3.0, 0.0]]])  # 2 queries, 2 classes
+    postprocessor = emitted.build_postprocessor(num_top_queries=2)
+    assert postprocessor.nms_thresh is None  # the peer runs no NMS after RT-DETR
+    (result,) = postprocessor({"pred": pred}, (100, 200))
+    # best pairs: (query 0, class 0) sigmoid(2), (query 1, class 1) sigmoid(0); boxes scaled by (W, H) = (200, 100)
+    torch.testing.assert_close(result["boxes"], _boxes([[80, 30, 120, 70], [40, 20, 60, 30]]))
+    torch.testing.assert_close(result["scores"], torch.sigmoid(torch.tensor([2.0, 0.0])))
+    assert result["labels"].tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(("key", "size"), [("yolo_fastest", 64), ("rtdetr", 320)])  # RT-DETR: >= 300 tokens
+def test_peer_models_and_their_postprocessors_give_detections(peer_heads, key, size):
+    module = peer_heads[key]
+    torch.manual_seed(0)
+    model = module.build_model(num_classes=NUM_CLASSES).eval()
+    images = torch.rand(2, 3, size, size)
+    with torch.no_grad():
+        detections = module.build_postprocessor(score_thresh=0.0)(model(images), images.shape[-2:])
+    assert len(detections) == 2
+    for found in detections:
+        assert found["boxes"].shape[1:] == (4,) and len(found["scores"]) == len(found["labels"])
+        assert torch.all(found["scores"][:-1] >= found["scores"][1:])  # best first
+        assert found["labels"].max() < NUM_CLASSES
