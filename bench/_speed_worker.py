@@ -94,6 +94,7 @@ def main() -> int:
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument("--torch-compile", action="store_true", help="also time torch.compile(model) at batch 1")
+    parser.add_argument("--forward-only", action="store_true", help="batch 1 forward latency only")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -101,6 +102,9 @@ def main() -> int:
     model = build_npc(args.model_py, 10) if args.model_py else build_peer(args.peer_config, 10)
     result: dict[str, Any] = {"params": sum(p.numel() for p in model.parameters())}
     result["forward_ms_b1"] = forward_ms(model, args.size, 1, args.repeat)
+    if args.forward_only:
+        print(json.dumps(result))
+        return 0
     result["forward_ms_b8"] = forward_ms(model, args.size, 8, max(3, args.repeat // 2))
     if args.torch_compile:
         try:

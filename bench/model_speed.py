@@ -45,6 +45,8 @@ def input_size(config: Path) -> int:
 def measure(python: str, side_args: list[str], size: int, args: argparse.Namespace) -> dict:
     command = [python, str(WORKER), *side_args, "--size", str(size), str(size), "--threads", str(args.threads)]
     command += ["--repeat", str(args.repeat)]
+    if args.forward_only:
+        command.append("--forward-only")
     if args.torch_compile and side_args[0] == "--model-py":
         command.append("--torch-compile")
     result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
@@ -68,6 +70,19 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, (int, float)) else "–"
 
 
+def _forward_table(rows: list, args: argparse.Namespace) -> None:
+    print(f"Batch 1 eager forward, {args.threads} torch thread(s), median of {args.repeat}; npc / peer.\n")
+    print("| config | input | params | fwd b1 ms npc / peer | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for stem, size, ours, theirs in rows:
+        if "error" in ours:
+            print(f"| {stem} | {size}² | {ours['error']} | | |")
+            continue
+        peer = theirs.get("forward_ms_b1")
+        ratio_text = ratio(ours["forward_ms_b1"], peer)
+        print(f"| {stem} | {size}² | {ours['params']:,} | {fmt(ours['forward_ms_b1'])} / {fmt(peer)} | {ratio_text} |")
+
+
 def _pair(ours: dict, theirs: dict, key: str) -> str:
     theirs_value = theirs.get(key) if key in theirs else None
     shown = fmt(theirs_value) if theirs_value is not None else ("fails" if "train_error" in theirs else "–")
@@ -81,8 +96,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--torch-compile", action="store_true", help="also time torch.compile of npc's model")
+    parser.add_argument("--forward-only", action="store_true", help="batch 1 forward latency only (every config)")
+    parser.add_argument("--all", action="store_true", help="every peer example config instead of the default six")
     args = parser.parse_args()
-    configs = args.configs or [PEER_CONFIGS / name for name in DEFAULT]
+    configs = args.configs or (
+        sorted(PEER_CONFIGS.glob("*/*.yaml")) if args.all else [PEER_CONFIGS / name for name in DEFAULT]
+    )
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,6 +116,9 @@ def main() -> int:
             rows.append((config.stem, size, ours if model_py else {"error": "does not compile"}, theirs))
             print(f"{config.stem}: npc {ours} peer {theirs}", file=sys.stderr)
 
+    if args.forward_only:
+        _forward_table(rows, args)
+        return 0
     print(
         f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
         f"{args.threads} torch threads, CPU; both sides measured with "
