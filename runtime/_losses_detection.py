@@ -18,6 +18,7 @@ Both follow NetsPresso Trainer 1.4.1 (written anew here, without torchvision):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -135,37 +136,56 @@ class YOLOXLoss(nn.Module):
         sizes = torch.exp(raw_all[..., 2:4]) * stride[:, None]
         boxes = torch.cat([centres - sizes / 2, centres + sizes / 2], dim=-1)  # (B, N, 4) x1 y1 x2 y2
         objectness, class_logits = raw_all[..., 4], raw_all[..., 5:]
-        num_classes = class_logits.shape[-1]
         use_l1 = self.epoch is None or self.epoch >= self.l1_activate_epoch
 
-        iou_sum = boxes.new_zeros(())
-        cls_sum = boxes.new_zeros(())
         l1_sum = boxes.new_zeros(())
-        obj_targets = torch.zeros_like(objectness)
-        foreground_total = 0
-        for b, target in enumerate(targets):
-            gt = target["boxes"].to(boxes)
-            if len(gt) == 0:
-                continue
-            with torch.no_grad():
-                fg, matched, matched_iou = simota(
-                    gt, target["labels"], boxes[b], objectness[b], class_logits[b], grid, stride
-                )
-            if not fg.any():
-                continue
-            foreground_total += int(fg.sum())
-            obj_targets[b, fg] = 1.0
-            iou = box_iou_aligned(boxes[b, fg], gt[matched])
-            iou_sum = iou_sum + (1 - iou**2).sum()
-            wanted = F.one_hot(target["labels"][matched].long(), num_classes).to(boxes) * matched_iou[:, None]
-            cls_sum = cls_sum + F.binary_cross_entropy_with_logits(class_logits[b, fg], wanted, reduction="sum")
-            if use_l1:
-                l1_sum = l1_sum + F.l1_loss(
-                    raw_all[b, fg, :4], l1_target(gt[matched], grid[fg], stride[fg]), reduction="sum"
-                )
-        obj_sum = F.binary_cross_entropy_with_logits(objectness, obj_targets, reduction="sum")
-        count = max(1, foreground_total)
-        return (BOX_WEIGHT * iou_sum + obj_sum + cls_sum + l1_sum) / count
+
+        def box_term(b: int, fg: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+            nonlocal l1_sum
+            if use_l1:  # the L1 term is unweighted, so it is summed apart from the IoU term
+                l1_sum = l1_sum + F.l1_loss(raw_all[b, fg, :4], l1_target(gt, grid[fg], stride[fg]), reduction="sum")
+            return (1 - box_iou_aligned(boxes[b, fg], gt) ** 2).sum()
+
+        box_sum, obj_sum, cls_sum, count = simota_sums(targets, boxes, objectness, class_logits, grid, stride, box_term)
+        return (BOX_WEIGHT * box_sum + obj_sum + cls_sum + l1_sum) / count
+
+
+def simota_sums(
+    targets: Targets,
+    boxes: torch.Tensor,
+    objectness: torch.Tensor,
+    class_logits: torch.Tensor,
+    grid: torch.Tensor,
+    stride: torch.Tensor,
+    box_term: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """The SimOTA-assigned loss sums shared by yolox_loss and yolofastest_loss: (box, objectness, class, count).
+
+    Per image, SimOTA picks the foreground cells and their boxes; ``box_term(image, fg, matched_gt)`` gives the box
+    loss summed over them. Objectness is BCE over every cell (1 on foreground), class BCE is against IoU-scaled
+    one-hot targets; ``count`` is the number of foreground cells (at least 1), which the caller divides by.
+    """
+    box_sum = boxes.new_zeros(())
+    cls_sum = boxes.new_zeros(())
+    obj_targets = torch.zeros_like(objectness)
+    foreground_total = 0
+    for b, target in enumerate(targets):
+        gt = target["boxes"].to(boxes)
+        if len(gt) == 0:
+            continue
+        with torch.no_grad():
+            fg, matched, matched_iou = simota(
+                gt, target["labels"], boxes[b], objectness[b], class_logits[b], grid, stride
+            )
+        if not fg.any():
+            continue
+        foreground_total += int(fg.sum())
+        obj_targets[b, fg] = 1.0
+        box_sum = box_sum + box_term(b, fg, gt[matched])
+        wanted = F.one_hot(target["labels"][matched].long(), class_logits.shape[-1]).to(boxes) * matched_iou[:, None]
+        cls_sum = cls_sum + F.binary_cross_entropy_with_logits(class_logits[b, fg], wanted, reduction="sum")
+    obj_sum = F.binary_cross_entropy_with_logits(objectness, obj_targets, reduction="sum")
+    return box_sum, obj_sum, cls_sum, max(1, foreground_total)
 
 
 def box_iou_aligned(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ from torch import nn
 
 from ..compiler.components.yolo_fastest_head_v2 import DEFAULT_ANCHORS
 from ._errors import RunError
-from ._losses_detection import BOX_WEIGHT, simota
+from ._losses_detection import BOX_WEIGHT, simota_sums
 
 __all__ = ["YOLOFastestLoss", "YOLOv9Loss", "ciou", "giou"]
 
@@ -203,26 +203,8 @@ class YOLOFastestLoss(nn.Module):
         boxes = torch.cat([centres - wh / 2, centres + wh / 2], dim=-1)  # (B, N, 4) x1 y1 x2 y2
         objectness, class_logits = raw_all[..., 4], raw_all[..., 5:]
 
-        box_sum = boxes.new_zeros(())
-        cls_sum = boxes.new_zeros(())
-        obj_targets = torch.zeros_like(objectness)
-        foreground_total = 0
-        for b, target in enumerate(targets):
-            gt = target["boxes"].to(boxes)
-            if len(gt) == 0:
-                continue
-            with torch.no_grad():
-                fg, matched, matched_iou = simota(
-                    gt, target["labels"], boxes[b], objectness[b], class_logits[b], grid, stride
-                )
-            if not fg.any():
-                continue
-            foreground_total += int(fg.sum())
-            obj_targets[b, fg] = 1.0
-            box_sum = box_sum + (1 - giou(boxes[b, fg], gt[matched]).clamp(-1, 1)).sum()
-            wanted = F.one_hot(target["labels"][matched].long(), class_logits.shape[-1]).to(boxes)
-            cls_sum = cls_sum + F.binary_cross_entropy_with_logits(
-                class_logits[b, fg], wanted * matched_iou[:, None], reduction="sum"
-            )
-        obj_sum = F.binary_cross_entropy_with_logits(objectness, obj_targets, reduction="sum")
-        return (BOX_WEIGHT * box_sum + obj_sum + cls_sum) / max(1, foreground_total)
+        def box_term(b: int, fg: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+            return (1 - giou(boxes[b, fg], gt).clamp(-1, 1)).sum()
+
+        box_sum, obj_sum, cls_sum, count = simota_sums(targets, boxes, objectness, class_logits, grid, stride, box_term)
+        return (BOX_WEIGHT * box_sum + obj_sum + cls_sum) / count
