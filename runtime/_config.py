@@ -1,8 +1,9 @@
 """Run configuration: the model spec plus its ``training:`` and ``data:`` sections, validated and resolved.
 
-Sources, lowest precedence first: built-in defaults, the ``training:``/``data:`` sections of the spec file, the
-files given with ``--training`` / ``--data`` (each replaces the spec's section of the same name), then command-line
-flags (``--epochs``, ``--batch-size``, ``--lr``, ``--seed``). Both sections are checked against the small JSON
+Sources, lowest precedence first: built-in defaults, the ``training:``/``data:``/``augmentation:`` sections of the
+spec file, the files given with ``--training`` / ``--data`` / ``--augmentation`` (each replaces the spec's section of
+the same name), then command-line flags (``--epochs``, ``--batch-size``, ``--lr``, ``--seed``). The sections are
+checked against the small JSON
 Schemas below; problems come back as :class:`npc.spec.SpecError` with file, line, column and JSON pointer, like
 spec problems. Never imports torch.
 """
@@ -32,7 +33,7 @@ from ..spec import (
     resolve_expressions,
     validate,
 )
-from ._schema import DATA_SCHEMA, TRAINING_SCHEMA
+from ._schema import AUGMENTATION_SCHEMA, DATA_SCHEMA, TRAINING_SCHEMA
 
 __all__ = [
     "DATA_SCHEMA",
@@ -40,12 +41,13 @@ __all__ = [
     "TRAINING_SCHEMA",
     "RunConfig",
     "load_run_config",
+    "resolve_augmentation",
     "resolve_data",
     "resolve_training",
 ]
 
 # Top-level keys of a spec file that belong to the runtime, not to the model.
-RUNTIME_SECTIONS = ("training", "data")
+RUNTIME_SECTIONS = ("training", "data", "augmentation")
 
 TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 10,
@@ -84,6 +86,13 @@ SHAPES_DATA: dict[str, Any] = {  # built-in segmentation/detection set, small en
     "max_shapes": 3,
     "seed": 0,  # the generator's, not training.seed: the data stays fixed when the training seed changes
 }
+POSE_DATA: dict[str, Any] = {  # built-in pose set; the input size comes from the rtmcc head (see pose_input_size)
+    "name": "stick_figures",
+    "format": "stick_figures",
+    "num_train": 512,
+    "num_valid": 128,
+    "seed": 0,  # the generator's, not training.seed
+}
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
@@ -98,14 +107,18 @@ class RunConfig:
     training: dict[str, Any]  # resolved: defaults filled, overrides applied
     data: dict[str, Any]  # resolved: format decided, defaults filled (digits when none was given)
     origins: dict[str, str] = field(default_factory=dict)  # section -> the file it came from ("defaults")
+    augmentation: dict[str, Any] | None = None  # resolved ``train``/``inference`` lists; None: no augmentation
 
     def resolved_document(self) -> dict[str, Any]:
         """What ``resolved.yaml`` holds: a spec file ``npc train`` accepts again."""
-        return {
+        document = {
             "model": copy.deepcopy(self.spec_source.data.get("model")),
             "training": copy.deepcopy(self.training),
             "data": copy.deepcopy(self.data),
         }
+        if self.augmentation is not None:
+            document["augmentation"] = copy.deepcopy(self.augmentation)
+        return document
 
 
 def load_run_config(
@@ -113,6 +126,7 @@ def load_run_config(
     *,
     training_path: str | Path | None = None,
     data_path: str | Path | None = None,
+    augmentation_path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> RunConfig:
     """Load and validate the spec and its runtime sections; raises :class:`SpecError` listing every problem."""
@@ -131,7 +145,7 @@ def load_run_config(
     for name in RUNTIME_SECTIONS:
         if name in document:
             sections[name] = (document[name], spec_source, f"/{name}")
-    for name, path in (("training", training_path), ("data", data_path)):
+    for name, path in (("training", training_path), ("data", data_path), ("augmentation", augmentation_path)):
         if path is None:
             continue
         source = _load(path)
@@ -158,8 +172,14 @@ def load_run_config(
         raise SpecError([Diagnostic(source.path, pointer, message, line, col, "semantic")], 1)
     training = resolve_training(sections.get("training", (None,))[0], overrides or {})
     data = resolve_data(data_section, task=spec.task)
-    origins = {name: sections[name][1].path if name in sections else "defaults" for name in RUNTIME_SECTIONS}
-    return RunConfig(spec, str(spec_path), model_source, training, data, origins)
+    if spec.task == "pose_estimation":
+        _check_pose_input_size(data, spec, sections.get("data"))
+        data.setdefault("input_size", pose_input_size(spec))
+    augmentation = _located_augmentation(sections.get("augmentation"), data, spec.task)
+    origins = {name: sections[name][1].path if name in sections else "defaults" for name in ("training", "data")}
+    if "augmentation" in sections:  # no section is no augmentation, not a default one
+        origins["augmentation"] = sections["augmentation"][1].path
+    return RunConfig(spec, str(spec_path), model_source, training, data, origins, augmentation)
 
 
 def _load(path: str | Path) -> Source:
@@ -214,7 +234,7 @@ def resolve_data(section: dict[str, Any] | None, *, task: str = "classification"
     With a ``path``: classification reads CSV labels (``local``) or class folders (``image_folder``); segmentation
     and detection read NetsPresso's local layout (PNG masks, YOLO txt).
     """
-    builtin = DIGITS_DATA if task == "classification" else SHAPES_DATA
+    builtin = {"classification": DIGITS_DATA, "pose_estimation": POSE_DATA}.get(task, SHAPES_DATA)
     if not section:
         return dict(builtin)
     out = copy.deepcopy(section)
@@ -228,8 +248,8 @@ def resolve_data(section: dict[str, Any] | None, *, task: str = "classification"
             out["format"] = "local"
         else:
             out["format"] = "local" if train.get("label") else "image_folder"
-    if out["format"] in ("digits", "shapes"):
-        defaults = DIGITS_DATA if out["format"] == "digits" else SHAPES_DATA
+    if out["format"] in ("digits", "shapes", "stick_figures"):
+        defaults = {"digits": DIGITS_DATA, "shapes": SHAPES_DATA, "stick_figures": POSE_DATA}[out["format"]]
         for key, value in defaults.items():
             out.setdefault(key, value)
     else:
@@ -239,12 +259,149 @@ def resolve_data(section: dict[str, Any] | None, *, task: str = "classification"
     return out
 
 
+def pose_input_size(spec: ModelSpec) -> list[int]:
+    """(height, width) of a pose model's input: the rtmcc head's ``target_size`` (its compiled size needs it)."""
+    head = spec.component("head")
+    size = (head.params or {}).get("target_size") if head is not None else None
+    return [int(v) for v in size] if size else [256, 256]  # 256x256: rtmcc's default target_size
+
+
+# --- augmentation ----------------------------------------------------------------------------------------------
+
+AUGMENTED_TASKS = ("classification", "segmentation", "detection")
+# torchvision's defaults (NetsPresso's transforms wrap torchvision's) for keys a transform leaves out; ``size``
+# left out means data.image_size. Pixel values (fill, value) are in 0..255, as on NetsPresso's PIL images.
+TRANSFORM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "randomresizedcrop": {"scale": [0.08, 1.0], "ratio": [0.75, 1.3333333333333333], "interpolation": "bilinear"},
+    "randomcrop": {"fill": 0},
+    "centercrop": {},
+    "resize": {"interpolation": "bilinear", "max_size": None, "resize_criteria": None},
+    "pad": {"fill": 0},
+    "randomhorizontalflip": {"p": 0.5},
+    "randomverticalflip": {"p": 0.5},
+    "colorjitter": {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0, "p": 1.0},
+    "randomerasing": {"p": 0.5, "scale": [0.02, 0.33], "ratio": [0.3, 3.3], "value": 0, "inplace": False},
+    "totensor": {"pixel_range": 1.0},
+    "normalize": {},  # mean/std left out: the data's own
+}
+SIZED_TRANSFORMS = ("randomresizedcrop", "randomcrop", "centercrop", "resize", "pad")
+
+Problem = tuple[str, str]  # (JSON pointer below the section, message)
+
+
+def resolve_augmentation(
+    section: dict[str, Any] | None, data: dict[str, Any], *, task: str
+) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """The section's ``train``/``inference`` lists with defaults filled and every ``size`` as ``[height, width]``.
+
+    npc's data pipeline has already resized each image to ``data.image_size`` square, so the sizes are followed
+    through each list, which must end at that size (NetsPresso's rule: the final size is ``augmentation.img_size``).
+    """
+    if not section:
+        return None, []
+    if task not in AUGMENTED_TASKS:
+        return None, [("", f"npc augments {', '.join(AUGMENTED_TASKS)} batches; not {task}")]
+    side = int(data["image_size"])
+    problems: list[Problem] = []
+    if section.get("img_size") not in (None, side):
+        problems.append(
+            (
+                "/img_size",
+                f"is {section['img_size']}, but data.image_size is {side}: npc resizes every image to "
+                "data.image_size before augmenting, so the two must be equal",
+            )
+        )
+    out: dict[str, Any] = {}
+    for phase in ("train", "inference"):
+        transforms = [_with_defaults(t, side) for t in section.get(phase) or []]
+        problems += _follow_sizes(transforms, side, phase)
+        out[phase] = transforms
+    return out, problems
+
+
+def _with_defaults(transform: dict[str, Any], side: int) -> dict[str, Any]:
+    name = transform["name"]
+    out = {"name": name, **copy.deepcopy(TRANSFORM_DEFAULTS[name]), **copy.deepcopy(transform)}
+    if name in SIZED_TRANSFORMS:
+        size = out.get("size", side)
+        if isinstance(size, list):
+            out["size"] = [size[0], size[-1]]  # [side] means square
+        elif name != "resize":  # resize keeps an int: its meaning depends on resize_criteria
+            out["size"] = [size, size]
+        else:
+            out["size"] = size
+    return out
+
+
+def _follow_sizes(transforms: list[dict[str, Any]], side: int, phase: str) -> list[Problem]:
+    """Track (height, width) through the list; fills in a resize's concrete size; problems where sizes break."""
+    problems: list[Problem] = []
+    height, width = side, side
+    last = f"/{phase}"
+    for index, transform in enumerate(transforms):
+        name, size, here = transform["name"], transform.get("size"), f"/{phase}/{index}"
+        if name not in SIZED_TRANSFORMS:
+            continue
+        last = here + "/size"
+        if name == "resize" and isinstance(size, int):
+            criteria = transform.get("resize_criteria")
+            if criteria is None:
+                problems.append((here + "/size", "an integer size needs resize_criteria 'short' or 'long'"))
+                continue
+            matched = min(height, width) if criteria == "short" else max(height, width)
+            size = [round(height * size / matched), round(width * size / matched)]  # the matched side: exactly size
+            transform["size"] = size
+        if name == "centercrop" and (size[0] > height or size[1] > width):
+            problems.append((here + "/size", f"{size} is larger than the image at this point ({height}x{width})"))
+        if name == "pad":
+            height, width = max(height, size[0]), max(width, size[1])
+        else:
+            height, width = size
+    if (height, width) != (side, side):
+        problems.append(
+            (
+                last,
+                f"the {phase} transforms end at {height}x{width}, but the model is fed data.image_size "
+                f"{side}x{side}: the last size must be {side} (NetsPresso: the final size is augmentation.img_size)",
+            )
+        )
+    return problems
+
+
+def _located_augmentation(found: tuple[Any, Source, str] | None, data: dict[str, Any], task: str) -> dict | None:
+    """:func:`resolve_augmentation` with its problems raised as a :class:`SpecError` located in the file."""
+    if found is None:
+        return None
+    section, source, base = found
+    augmentation, problems = resolve_augmentation(section, data, task=task)
+    if problems:
+        diagnostics = []
+        for pointer, message in problems:
+            line, col = source.position(base + pointer) or (None, None)
+            diagnostics.append(Diagnostic(source.path, base + pointer, message, line, col, "semantic"))
+        raise SpecError(diagnostics, 1)
+    return augmentation
+
+
+def _check_pose_input_size(data: dict[str, Any], spec: ModelSpec, section: tuple[Any, Source, str] | None) -> None:
+    """A ``data.input_size`` other than the head's ``target_size`` would fail on the first forward pass: say so now."""
+    wanted = pose_input_size(spec)
+    given = data.get("input_size")
+    if given is None or [int(v) for v in given] == wanted or section is None:
+        return
+    source, pointer = section[1], section[2] + "/input_size"
+    line, col = source.position(pointer) or (None, None)
+    message = f"is {list(given)}, but the rtmcc head's target_size is {wanted}: the compiled model accepts only that"
+    raise SpecError([Diagnostic(source.path, pointer, message, line, col, "semantic")], 1)
+
+
 # --- validation ------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=3)
 def _validator(name: str) -> Draft202012Validator:
-    return Draft202012Validator({"training": TRAINING_SCHEMA, "data": DATA_SCHEMA}[name])
+    schemas = {"training": TRAINING_SCHEMA, "data": DATA_SCHEMA, "augmentation": AUGMENTATION_SCHEMA}
+    return Draft202012Validator(schemas[name])
 
 
 def _check(validator: Draft202012Validator, value: Any, source: Source, base: str) -> list[Diagnostic]:

@@ -2,9 +2,11 @@
 built-in ``digits``, NetsPresso's local CSV layout, an image-folder layout) and the helpers the segmentation and
 detection modules (``_data_segmentation``, ``_data_detection``) share.
 
-Every problem the user can fix (a missing folder or file, an unreadable CSV, a label outside the class list, a
-corrupt image, an empty split) raises :class:`DataError` naming the path (and CSV line). The class list comes from
-the data, never from the spec. How a sample becomes a tensor is a :class:`Preprocess`, stored in the weights'
+Every problem the user can fix (a missing folder, an unreadable CSV, an empty split) raises :class:`DataError`
+naming the path (and CSV line). A bad *sample* (a missing or corrupt image, a label outside the class list) is
+checked for when the data is built (:func:`check_image` opens each header) and goes to the
+:class:`~._bad_samples.BadSamples` policy: stop (default) or skip and count. The class list comes from the data,
+never from the spec. How a sample becomes a tensor is a :class:`Preprocess`, stored in the weights'
 metadata so ``npc predict`` prepares an image exactly as training did.
 """
 
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from ._bad_samples import BadSamples, SampleError
 from ._errors import EXIT_USAGE, DataError
 
 __all__ = ["DataBundle", "Preprocess", "build_data"]
@@ -82,12 +85,14 @@ class DataBundle:
     notes: list[str]
     task: str = "classification"
     collate: Callable | None = field(default=None)  # DataLoader collate_fn; None: torch's default
+    bad_samples: BadSamples | None = field(default=None)  # what the on_bad_sample policy did; None: built-in set
 
 
 FORMATS_BY_TASK = {
     "classification": ("digits", "local", "image_folder"),
     "segmentation": ("shapes", "local"),
     "detection": ("shapes", "local", "coco"),
+    "pose_estimation": ("stick_figures", "local"),
 }
 
 
@@ -109,6 +114,10 @@ def build_data(
         from ._data_detection import build_detection
 
         bundle = build_detection(config, splits)
+    elif task == "pose_estimation":
+        from ._data_pose import build_pose
+
+        bundle = build_pose(config, splits)
     elif kind == "digits":
         bundle = _digits(config, splits)
     elif kind == "local":
@@ -193,6 +202,34 @@ def _open_image(path: str | Path):
         raise DataError(f"{path}: cannot decode image ({exc})") from None
 
 
+def check_image(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file that exists and whose header and structure read; else :class:`SampleError`.
+
+    Cheap: ``verify()`` walks the file (PNG chunk checksums, ...) without decoding pixels. A JPEG without its end
+    marker (cut off in a copy) is decoded in full, as a truncated file would still pass ``verify()``.
+    """
+    pil = _pil()
+    if not path.is_file():
+        raise SampleError("missing image", path, f"{path}: image not found", EXIT_USAGE)
+    try:
+        with pil.Image.open(path) as image:
+            size, kind = image.size, image.format
+            image.verify()
+        if kind == "JPEG" and not _ends_with_jpeg_marker(path):
+            with pil.Image.open(path) as image:
+                image.load()
+    except (OSError, SyntaxError, ValueError, pil.Image.DecompressionBombError) as exc:
+        detail = "not an image format Pillow reads" if isinstance(exc, pil.UnidentifiedImageError) else exc
+        raise SampleError("corrupt image", path, f"{path}: cannot decode image ({detail})") from None
+    return size
+
+
+def _ends_with_jpeg_marker(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(-2, 2)
+        return handle.read() == b"\xff\xd9"
+
+
 def _rgb_preprocess(config: dict[str, Any]) -> Preprocess:
     return Preprocess("rgb", int(config["image_size"]), tuple(config["mean"]), tuple(config["std"]))
 
@@ -232,13 +269,13 @@ def _finish(
     per_split: dict[str, list[tuple[Path, int]]],
     names: list[str],
     origin: dict[str, str],
-    notes: list[str],
+    bad: BadSamples,
 ) -> DataBundle:
     preprocess = _rgb_preprocess(config)
+    notes = bad.notes()
     datasets: dict[str, Dataset] = {}
     for split, items in per_split.items():
-        if not items:
-            raise DataError(f"{origin[split]}: the {split} split is empty")
+        bad.require(split, items, origin[split])
         datasets[split] = ImageFiles(items, preprocess)
     if "valid" in splits and "valid" not in datasets:
         if "train" not in datasets:
@@ -247,7 +284,7 @@ def _finish(
     datasets = {split: datasets[split] for split in splits}
     sizes = ", ".join(f"{k} {len(v)}" for k, v in datasets.items())
     description = f"{config.get('name') or config['format']} ({config['format']}, {len(names)} classes; {sizes})"
-    return DataBundle(datasets, len(names), names, preprocess, False, description, notes)
+    return DataBundle(datasets, len(names), names, preprocess, False, description, notes, bad_samples=bad)
 
 
 def _local_csv(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
@@ -280,20 +317,25 @@ def _local_csv(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
             keys = names = sorted(train_values)
     index = {key: i for i, key in enumerate(keys)}
 
-    per_split: dict[str, list[tuple[Path, int]]] = {}
-    for split, split_rows in rows.items():
-        items = []
-        for image, text, where in split_rows:
-            if text in index:
-                label = index[text]
-            elif _is_int(text) and 0 <= int(text) < len(keys):
-                label = int(text)
-            else:
-                known = f"0..{len(keys) - 1}" if all(_is_int(k) for k in keys) else ", ".join(keys[:12])
-                raise DataError(f"{where}: class {text!r} is not one of the {len(keys)} classes ({known})")
-            items.append((image, label))
-        per_split[split] = items
-    return _finish(config, splits, per_split, names, origin, [])
+    def check(row: tuple[Path, str, str]) -> tuple[Path, int]:
+        image, text, where = row
+        if text in index:
+            label = index[text]
+        elif _is_int(text) and 0 <= int(text) < len(keys):
+            label = int(text)
+        else:
+            known = f"0..{len(keys) - 1}" if all(_is_int(k) for k in keys) else ", ".join(keys[:12])
+            raise SampleError(
+                "unknown class", where, f"{where}: class {text!r} is not one of the {len(keys)} classes ({known})"
+            )
+        if not image.is_file():
+            raise SampleError("missing image", where, f"{where}: image not found: {image}", EXIT_USAGE)
+        check_image(image)
+        return image, label
+
+    bad = BadSamples.from_config(config)
+    per_split = {split: bad.keep(split, split_rows, check) for split, split_rows in rows.items()}
+    return _finish(config, splits, per_split, names, origin, bad)
 
 
 def _read_csv(csv_path: Path, folder: Path) -> list[tuple[Path, str, str]]:
@@ -319,10 +361,7 @@ def _read_csv(csv_path: Path, folder: Path) -> list[tuple[Path, str, str]]:
         if len(row) <= max(image_col, class_col):
             raise DataError(f"{where}: expected {len(columns)} columns, got {len(row)}")
         image_id, value = row[image_col].strip(), row[class_col].strip()
-        image = folder / image_id
-        if not image_id or not image.is_file():
-            raise DataError(f"{where}: image not found: {image}", EXIT_USAGE)
-        rows.append((image, value, where))
+        rows.append((folder / image_id, value, where))  # a missing image is a bad sample (checked with the class)
     if not rows:
         raise DataError(f"{csv_path}: label file has no rows")
     return rows
@@ -371,14 +410,22 @@ def _image_folder(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
     if not keys:
         raise DataError(f"{reference}: no class sub-folders (expected one folder per class)")
     index = {key: i for i, key in enumerate(keys)}
+
+    def check(candidate: tuple[Path, Path]) -> tuple[Path, int]:
+        class_dir, image = candidate
+        if class_dir.name not in index:
+            message = f"{class_dir}: class folder not in the class list ({', '.join(keys[:12])}): {image.name}"
+            raise SampleError("unknown class", image, message)
+        check_image(image)
+        return image, index[class_dir.name]
+
+    bad = BadSamples.from_config(config)
     per_split: dict[str, list[tuple[Path, int]]] = {}
     for split, folder in folders.items():
-        items = []
+        candidates = []
         for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if class_dir.name not in index:
-                raise DataError(f"{class_dir}: class folder not in the class list ({', '.join(keys[:12])})")
             files = sorted(f for f in class_dir.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            items += [(f, index[class_dir.name]) for f in files]
-        per_split[split] = items
+            candidates += [(class_dir, f) for f in files]
+        per_split[split] = bad.keep(split, candidates, check)
     origin = {split: str(folder) for split, folder in folders.items()}
-    return _finish(config, splits, per_split, names, origin, [])
+    return _finish(config, splits, per_split, names, origin, bad)

@@ -4,12 +4,16 @@ folder per split, masks paired with images by file stem).
 A sample is ``(image (3, S, S) float, mask (S, S) int64)``; mask values are class indices, ``255`` where a pixel
 is unlabelled (a colour or value that ``id_mapping`` does not list, in RGB/P mode) and is ignored by the loss and
 the metrics. Images are resized bilinearly, masks by nearest neighbour, both to ``image_size`` square.
+
+Every pair is checked when the data is built (the ``on_bad_sample`` policy decides what a bad one does): the image's
+header, a mask of the image's size (never resized to fit), grey values in ``id_mapping`` or 255 (mode L).
 """
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from ._bad_samples import BadSamples, SampleError
 from ._data import (
     IMAGE_SUFFIXES,
     DataBundle,
@@ -27,6 +32,7 @@ from ._data import (
     _pil,
     _root,
     _split_paths,
+    check_image,
 )
 from ._errors import EXIT_USAGE, DataError
 from ._shapes import SHAPE_NAMES, generate_shapes
@@ -100,22 +106,49 @@ class MaskLookup:
         image = _open_image(path)
         nearest = _pil().Image.Resampling.NEAREST
         if self.mode == "L":
-            if image.mode not in ("L", "P", "I", "I;16", "1"):
-                raise DataError(f"{path}: mask has {image.mode} pixels; with label_image_mode L it must be grey")
+            self._check_grey(path, image)
             values = np.asarray(image.convert("L").resize((size, size), nearest), dtype=np.int64)
             mask = self.table[values]
-            if (mask < 0).any():
-                bad = sorted(set(values[mask < 0].tolist()))[:8]
-                known = ", ".join(str(v) for v in self.values[:12])
-                raise DataError(
-                    f"{path}: mask value(s) {bad} are not in id_mapping ({known}) and not {IGNORE_INDEX} (ignored)"
-                )
+            self._check_values(path, values, mask)
             return torch.from_numpy(mask)
         rgb = np.asarray(image.convert("RGB").resize((size, size), nearest), dtype=np.int64)
         mask = np.full(rgb.shape[:2], IGNORE_INDEX, dtype=np.int64)
         for index, colour in enumerate(self.values):
             mask[(rgb == np.asarray(colour)).all(axis=-1)] = index
         return torch.from_numpy(mask)
+
+    def check(self, path: Path, image_size: tuple[int, int]) -> None:
+        """A mask that opens, has ``image_size`` (width, height) and, in mode L, only listed grey values or 255."""
+        grey = self.mode == "L"  # grey values are checked, so the mask is decoded; colour masks: the header only
+        try:
+            mask = _open_image(path) if grey else None
+            size = mask.size if mask is not None else check_image(path)
+        except DataError as exc:
+            raise SampleError("corrupt mask", path, exc.message) from None
+        if size != image_size:
+            raise SampleError(
+                "mask size",
+                path,
+                f"{path}: mask is {size[0]}x{size[1]} pixels, its image is {image_size[0]}x{image_size[1]} "
+                "(a mask must have its image's size; npc does not resize it to fit)",
+            )
+        if mask is None:
+            return  # colours the mapping does not list are unlabelled (255), as in NetsPresso
+        self._check_grey(path, mask)
+        values = np.asarray(mask.convert("L"), dtype=np.int64)
+        self._check_values(path, values, self.table[values])
+
+    def _check_grey(self, path: Path, image: Any) -> None:
+        if image.mode not in ("L", "P", "I", "I;16", "1"):
+            message = f"{path}: mask has {image.mode} pixels; with label_image_mode L it must be grey"
+            raise SampleError("mask mode", path, message)
+
+    def _check_values(self, path: Path, values: np.ndarray, mask: np.ndarray) -> None:
+        if (mask < 0).any():
+            bad = sorted(set(values[mask < 0].tolist()))[:8]
+            known = ", ".join(str(v) for v in self.values[:12])
+            message = f"{path}: mask value(s) {bad} are not in id_mapping ({known}) and not {IGNORE_INDEX} (ignored)"
+            raise SampleError("mask values", path, message)
 
 
 def _mapping(config: dict[str, Any], mode: str) -> tuple[list[Any], list[str]]:
@@ -154,19 +187,23 @@ def _mask_value(key: Any, mode: str) -> Any:
     return tuple(colour)
 
 
-def _pairs(image_dir: Path, mask_dir: Path) -> list[tuple[Path, Path]]:
+def _pairs(image_dir: Path, mask_dir: Path) -> list[tuple[Path, Path | None]]:
+    """(image, its mask or None) for every image file; a missing mask is a bad sample, checked with the others."""
     masks: dict[str, Path] = {}
     for path in sorted(mask_dir.iterdir()):
         if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
             masks.setdefault(path.stem, path)
-    pairs = []
-    for image in sorted(image_dir.iterdir()):
-        if not (image.is_file() and image.suffix.lower() in IMAGE_SUFFIXES):
-            continue
-        if image.stem not in masks:
-            raise DataError(f"{image}: no mask with the same name in {mask_dir} (expected {image.stem}.png)", 2)
-        pairs.append((image, masks[image.stem]))
-    return pairs
+    images = sorted(p for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [(image, masks.get(image.stem)) for image in images]
+
+
+def _checked_pair(pair: tuple[Path, Path | None], lookup: MaskLookup, mask_dir: Path) -> tuple[Path, Path]:
+    image, mask = pair
+    if mask is None:
+        message = f"{image}: no mask with the same name in {mask_dir} (expected {image.stem}.png)"
+        raise SampleError("missing mask", image, message, EXIT_USAGE)
+    lookup.check(mask, check_image(image))
+    return image, mask
 
 
 def _local(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
@@ -175,8 +212,8 @@ def _local(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
     values, names = _mapping(config, mode)
     preprocess = Preprocess("rgb", int(config["image_size"]), tuple(config["mean"]), tuple(config["std"]))
     lookup = MaskLookup(mode, values)
+    bad = BadSamples.from_config(config)
     datasets: dict[str, Dataset] = {}
-    notes: list[str] = []
     for split in dict.fromkeys([*splits, "train"] if "valid" in splits else splits):
         image_dir, mask_dir = _split_paths(config, split)
         if image_dir is None and mask_dir is None and split == "valid":
@@ -186,13 +223,18 @@ def _local(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
             raise DataError(f"data.path.{split}.{missing}: required (a folder of images / of masks)", EXIT_USAGE)
         images = _folder(root, image_dir, f"data.path.{split}.image")
         masks = _folder(root, mask_dir, f"data.path.{split}.label")
-        pairs = _pairs(images, masks)
-        if not pairs:
+        candidates = _pairs(images, masks)
+        if not candidates:
             raise DataError(f"{images}: the {split} split has no images ({', '.join(IMAGE_SUFFIXES)})")
+        pairs = bad.keep(split, candidates, partial(_checked_pair, lookup=lookup, mask_dir=masks))
+        bad.require(split, pairs, str(images))
         datasets[split] = MaskFiles(pairs, preprocess, lookup)
+    notes = bad.notes()
     if "valid" in splits and "valid" not in datasets:
         datasets["train"], datasets["valid"] = _holdout(datasets["train"], notes, "data.path.train")
     datasets = {split: datasets[split] for split in splits}
     sizes = ", ".join(f"{k} {len(v)}" for k, v in datasets.items())
     description = f"{config.get('name') or 'local'} (local masks {mode}, {len(names)} classes; {sizes})"
-    return DataBundle(datasets, len(names), names, preprocess, False, description, notes, "segmentation")
+    return DataBundle(
+        datasets, len(names), names, preprocess, False, description, notes, "segmentation", bad_samples=bad
+    )

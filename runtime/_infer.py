@@ -5,6 +5,7 @@ class mask (segmentation) or boxes (detection, through the model.py's ``build_po
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,17 @@ def load_for_inference(
     target = resolve_device(device)
     model.to(target).eval()
     names = class_names or metadata.get("class_names") or [str(i) for i in range(num_classes)]
-    preprocess = Preprocess.from_json(metadata["preprocess"]) if "preprocess" in metadata else None
+    preprocess = preprocess_from_json(metadata["preprocess"]) if "preprocess" in metadata else None
     return Loaded(model, num_classes, list(names), preprocess, metadata, target, postprocessor)
+
+
+def preprocess_from_json(text: str) -> Any:
+    """The weights' recorded preprocessing: a :class:`Preprocess`, or a pose model's ``PosePreprocess``."""
+    if json.loads(text).get("kind") == "pose":
+        from ._data_pose import PosePreprocess
+
+        return PosePreprocess.from_json(text)
+    return Preprocess.from_json(text)
 
 
 def evaluate_weights(
@@ -118,6 +128,7 @@ def evaluate_weights(
         "metrics": list(METRICS.get(task, ())),
         **metrics,
         "notes": data.notes,
+        "bad_samples": data.bad_samples.summary() if data.bad_samples is not None else None,
     }
 
 
@@ -133,10 +144,13 @@ def predict_images(
     use_data: bool = False,
     min_score: float = 0.3,
     mask_dir: str | Path | None = None,
+    keypoint_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """One record per image. Classification: best label, its softmax score, and the ``top_k`` best (label, score)
     pairs. Segmentation: the share of each class's pixels (and the mask PNG written to ``mask_dir``). Detection:
-    the boxes scoring at least ``min_score``, in the image's own pixels."""
+    the boxes scoring at least ``min_score``, in the image's own pixels. Pose: each keypoint's position in the
+    image's own pixels and score (the whole image is the person's box), written with a drawing to
+    ``keypoint_dir``."""
     num_classes = names = preprocess = None
     task = config.spec.task
     state, metadata = load_weights(weights)
@@ -155,12 +169,16 @@ def predict_images(
     preprocess = preprocess or loaded.preprocess
     if task == "detection" and loaded.postprocessor is None:
         raise RunError(f"{model_py or config.spec_path}: defines no build_postprocessor(); cannot decode boxes")
-    if mask_dir is not None:
-        Path(mask_dir).mkdir(parents=True, exist_ok=True)
+    for folder in (mask_dir, keypoint_dir):
+        if folder is not None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
     out = []
     for image in images:
         if not Path(image).is_file():
             raise DataError(f"{image}: image not found", EXIT_USAGE)
+        if task == "pose_estimation":
+            out.append(_pose(loaded, preprocess, image, keypoint_dir))
+            continue
         x = preprocess.image(image).unsqueeze(0).to(loaded.device)
         if task == "segmentation":
             out.append(_segment(loaded, x, image, mask_dir))
@@ -208,3 +226,32 @@ def _detect(loaded: Loaded, x: torch.Tensor, image: str, min_score: float) -> di
         index = int(label)
         detections.append({"index": index, "label": loaded.class_names[index], "score": float(score), "box": corners})
     return {"image": image, "detections": detections}
+
+
+def _pose(loaded: Loaded, preprocess: Any, image: str, keypoint_dir: str | Path | None) -> dict[str, Any]:
+    from ._data_pose import save_keypoint_drawing
+    from ._metrics import decode_simcc
+
+    x, crop = preprocess.image(image)
+    pred = loaded.model(x.unsqueeze(0).to(loaded.device))["pred"]
+    keypoints, scores = decode_simcc(pred, (preprocess.height, preprocess.width))
+    positions = crop.to_image(keypoints[0].cpu().numpy())
+    found = [
+        {
+            "index": i,
+            "name": loaded.class_names[i],
+            "x": round(float(xy[0]), 1),
+            "y": round(float(xy[1]), 1),
+            "score": float(score),
+        }
+        for i, (xy, score) in enumerate(zip(positions, scores[0].cpu()))
+    ]
+    record: dict[str, Any] = {"image": image, "keypoints": found}
+    if keypoint_dir is not None:
+        from ._checkpoint import atomic_write_text
+
+        stem = Path(keypoint_dir) / Path(image).stem
+        atomic_write_text(f"{stem}.keypoints.json", json.dumps(record, indent=2) + "\n")
+        save_keypoint_drawing(image, found, f"{stem}.keypoints.png")
+        record["json"], record["drawing"] = f"{stem}.keypoints.json", f"{stem}.keypoints.png"
+    return record

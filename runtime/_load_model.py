@@ -11,6 +11,8 @@ import hashlib
 import importlib.util
 import sys
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,6 +27,7 @@ from ._config import RunConfig
 from ._errors import EXIT_USAGE, RunError
 
 __all__ = [
+    "DETECTION_LAYOUTS",
     "apply_checkpoint",
     "build",
     "check_output",
@@ -33,6 +36,7 @@ __all__ = [
     "head_name",
     "import_model",
     "model_source",
+    "training_targets_feeder",
 ]
 
 
@@ -95,10 +99,20 @@ def build(module: ModuleType, num_classes: int, path: str | Path) -> nn.Module:
     return model
 
 
-def check_output(out: Any, num_classes: int, batch: int, path: str | Path, task: str = "classification") -> None:
+def check_output(
+    out: Any,
+    num_classes: int,
+    batch: int,
+    path: str | Path,
+    task: str = "classification",
+    head: str | None = None,
+) -> None:
     """A clear error when the first forward pass does not return what the task's loss and metrics read."""
     if task == "detection":
-        _check_detection_output(out, num_classes, batch, path)
+        _check_detection_output(out, num_classes, batch, path, head)
+        return
+    if task == "pose_estimation":
+        _check_pose_output(out, num_classes, batch, path)
         return
     what = "classification logits" if task == "classification" else "per-pixel class logits"
     if not isinstance(out, dict) or "pred" not in out:
@@ -113,27 +127,153 @@ def check_output(out: Any, num_classes: int, batch: int, path: str | Path, task:
         raise RunError(f"{path}: forward()['pred'] has shape {shape}; expected ({batch}, {num_classes})")
 
 
-def _check_detection_output(out: Any, num_classes: int, batch: int, path: str | Path) -> None:
-    if isinstance(out, dict) and isinstance(out.get("cls_logits"), list) and "anchors" in out:  # anchor_decoupled
-        bad = [tuple(x.shape) for x in out["cls_logits"] if x.shape[0] != batch or x.shape[-1] != num_classes]
-        if bad:
-            raise RunError(f"{path}: forward()['cls_logits'] has shapes {bad}; expected (B, anchors, {num_classes})")
-        return
-    if isinstance(out, dict) and isinstance(out.get("pred"), list):  # anchor_free_decoupled (YOLOX)
-        bad = [tuple(x.shape) for x in out["pred"] if x.dim() != 4 or x.shape[1] != 5 + num_classes]
-        if bad:
-            raise RunError(f"{path}: forward()['pred'] levels have shapes {bad}; expected (B, {5 + num_classes}, H, W)")
-        return
-    got = f"dict with keys {sorted(out)}" if isinstance(out, dict) else type(out).__name__
-    raise RunError(
-        f"{path}: npc train reads the outputs of anchor_decoupled_head (anchors, cls_logits, bbox_regression) or "
-        f"anchor_free_decoupled_head (pred: a list of levels); got {got}"
+@dataclass(frozen=True)
+class DetectionLayout:
+    """What one detection head's forward() returns, as its loss and postprocessor read it."""
+
+    head: str
+    outputs: str  # the layout in words, for error messages
+    fits: Callable[[Any], bool]  # the output has this layout's structure
+    mismatch: Callable[[Any, int, int], str | None]  # (out, num_classes, batch) -> what is wrong, or None
+
+
+def _levels(out: Any, key: str, dims: int) -> bool:
+    value = out.get(key) if isinstance(out, dict) else None
+    return (
+        isinstance(value, list) and bool(value) and all(isinstance(x, torch.Tensor) and x.dim() == dims for x in value)
     )
 
 
+def _shapes(tensors: list[torch.Tensor]) -> list[tuple[int, ...]]:
+    return [tuple(x.shape) for x in tensors]
+
+
+def _anchor_decoupled_mismatch(out: Any, num_classes: int, batch: int) -> str | None:
+    if any(x.shape[0] != batch or x.shape[-1] != num_classes for x in out["cls_logits"]):
+        return f"forward()['cls_logits'] has shapes {_shapes(out['cls_logits'])}; expected (B, anchors, {num_classes})"
+    return None
+
+
+def _yolox_mismatch(out: Any, num_classes: int, batch: int) -> str | None:
+    if any(x.shape[0] != batch or x.shape[1] != 5 + num_classes for x in out["pred"]):
+        return f"forward()['pred'] levels have shapes {_shapes(out['pred'])}; expected (B, {5 + num_classes}, H, W)"
+    return None
+
+
+def _yolov9_mismatch(out: Any, num_classes: int, batch: int) -> str | None:
+    box_channels = {x.shape[1] - num_classes for x in out["pred"]}
+    if any(x.shape[0] != batch for x in out["pred"]) or len(box_channels) != 1 or min(box_channels) % 4:
+        return (
+            f"forward()['pred'] levels have shapes {_shapes(out['pred'])}; expected (B, 4 x reg_max + {num_classes}, "
+            "H, W) on every level"
+        )
+    return None
+
+
+def _yolo_fastest_mismatch(out: Any, num_classes: int, batch: int) -> str | None:
+    if any(x.shape[0] != batch or x.shape[2] != 5 + num_classes for x in out["pred"]):
+        return (
+            f"forward()['pred'] levels have shapes {_shapes(out['pred'])}; expected (B, anchors, {5 + num_classes}, "
+            "H, W)"
+        )
+    return None
+
+
+def _rtdetr_mismatch(out: Any, num_classes: int, batch: int) -> str | None:
+    pred = out["pred"]
+    if pred.shape[0] != batch or pred.shape[-1] != 4 + num_classes:
+        return f"forward()['pred'] has shape {tuple(pred.shape)}; expected (B, queries, {4 + num_classes})"
+    return None
+
+
+DETECTION_LAYOUTS: tuple[DetectionLayout, ...] = (
+    DetectionLayout(
+        "anchor_decoupled_head",
+        "anchors, cls_logits and bbox_regression",
+        lambda out: _levels(out, "cls_logits", 3) and "anchors" in out,
+        _anchor_decoupled_mismatch,
+    ),
+    DetectionLayout(
+        "anchor_free_decoupled_head",
+        "pred: per level (B, 5 + classes, H, W)",
+        lambda out: _levels(out, "pred", 4),
+        _yolox_mismatch,
+    ),
+    DetectionLayout(
+        "yolo_detection_head",
+        "pred: per level (B, 4 x reg_max + classes, H, W)",
+        lambda out: _levels(out, "pred", 4),
+        _yolov9_mismatch,
+    ),
+    DetectionLayout(
+        "yolo_fastest_head_v2",
+        "pred: per level (B, anchors, 5 + classes, H, W)",
+        lambda out: _levels(out, "pred", 5),
+        _yolo_fastest_mismatch,
+    ),
+    DetectionLayout(
+        "rtdetr_head",
+        "pred: (B, queries, 4 + classes), in training also aux_pred, dn_aux_pred and dn_meta",
+        lambda out: isinstance(out, dict) and isinstance(out.get("pred"), torch.Tensor) and out["pred"].dim() == 3,
+        _rtdetr_mismatch,
+    ),
+)
+
+
+def _check_detection_output(out: Any, num_classes: int, batch: int, path: str | Path, head: str | None) -> None:
+    """The spec's head decides the layout; a model without a known head (a ``full`` model, another model.py)
+    passes when any layout's structure and shapes fit."""
+    got = f"a dict with keys {sorted(out)}" if isinstance(out, dict) else type(out).__name__
+    supported = "; ".join(f"{layout.head} ({layout.outputs})" for layout in DETECTION_LAYOUTS)
+    layout = next((layout for layout in DETECTION_LAYOUTS if layout.head == head), None)
+    if layout is None:
+        candidates = [layout for layout in DETECTION_LAYOUTS if layout.fits(out)]
+        problems = [layout.mismatch(out, num_classes, batch) for layout in candidates]
+        if candidates and None in problems:
+            return
+        if problems:
+            raise RunError(f"{path}: {problems[0]}")
+        named = f"the head {head}" if head else "this model"
+        raise RunError(f"{path}: npc train cannot read the outputs of {named} ({got}); it supports {supported}")
+    if not layout.fits(out):
+        raise RunError(f"{path}: {head} should return {layout.outputs}; got {got} (npc train supports {supported})")
+    problem = layout.mismatch(out, num_classes, batch)
+    if problem:
+        raise RunError(f"{path}: {head}: {problem}")
+
+
+def training_targets_feeder(model: nn.Module) -> Callable[[Any, tuple[int, int]], None]:
+    """``feed(targets, image_size)``, to call before each training forward pass.
+
+    RT-DETR's head makes its denoising queries from the ground truth inside forward(); the compiled head takes
+    them through ``set_training_targets`` (boxes in pixels, as NetsPresso Trainer passes them). Models without
+    such a module get a feeder that does nothing.
+    """
+    sinks = [m.set_training_targets for m in model.modules() if callable(getattr(m, "set_training_targets", None))]
+
+    def feed(targets: Any, image_size: tuple[int, int]) -> None:
+        for sink in sinks:
+            sink({"img_size": image_size, "gt": targets})
+
+    return feed
+
+
+def _check_pose_output(out: Any, num_keypoints: int, batch: int, path: str | Path) -> None:
+    """rtmcc_loss and the pose metrics read ``pred``: (B, K, X + Y) SimCC logits, x bins then y bins."""
+    pred = out.get("pred") if isinstance(out, dict) else None
+    if not isinstance(pred, torch.Tensor):
+        got = f"a dict with keys {sorted(out)}" if isinstance(out, dict) else type(out).__name__
+        raise RunError(f"{path}: forward() must return a dict with 'pred' (SimCC keypoint logits); got {got}")
+    if pred.dim() != 3 or tuple(pred.shape[:2]) != (batch, num_keypoints):
+        raise RunError(
+            f"{path}: forward()['pred'] has shape {tuple(pred.shape)}; expected ({batch}, {num_keypoints}, x bins + "
+            f"y bins) for {num_keypoints} keypoints"
+        )
+
+
 def head_name(config: RunConfig) -> str | None:
-    """The spec's head component name (None for a ``full`` model)."""
-    return next((c.name for c in config.spec.components if c.kind == "head"), None)
+    """The name of the component whose outputs the loss reads: the spec's head, or a ``full`` model (``pidnet``)."""
+    return next((c.name for c in config.spec.components if c.kind in ("head", "full")), None)
 
 
 def apply_checkpoint(

@@ -149,8 +149,8 @@ def default_loss(task: str, head: str | None) -> str | None:
     """The criterion used when the spec lists none (None: no default for this head)."""
     if task == "classification":
         return "cross_entropy"
-    if task == "segmentation":
-        return "seg_cross_entropy"
+    if task == "segmentation":  # pidnet's P and D branches learn only from pidnet_loss
+        return "pidnet_loss" if head == "pidnet" else "seg_cross_entropy"
     return next((name for name, c in CRITERIA.items() if c.head is not None and c.head == head), None)
 
 
@@ -168,7 +168,7 @@ def build_loss(
         if name is None:
             supported = ", ".join(f"{n} ({c.head})" for n, c in CRITERIA.items() if c.head)
             _raise([("/model/losses", f"no loss fits the head {head!r} yet (npc train supports {supported})")], source)
-        params = {"ignore_index": 255} if name == "seg_cross_entropy" else {}
+        params = {"ignore_index": 255} if CRITERIA[name].tasks == ("segmentation",) else {}
         notes.append(f"the spec lists no losses: using {name}" + (" with ignore_index 255" if params else ""))
         return CombinedLoss([LossTerm(name, 1.0, CRITERIA[name].make(**params))]), notes
     problems: list[tuple[str, str]] = []

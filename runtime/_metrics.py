@@ -3,6 +3,10 @@
 * classification: top-1 and (with at least five classes) top-5 accuracy (``MulticlassAccuracy``, micro).
 * segmentation: mIoU (``MulticlassJaccardIndex``, macro over classes) and pixel accuracy (``MulticlassAccuracy``,
   micro), both skipping pixels marked 255; the logits are upsampled (bilinear) to the mask's size first.
+* pose estimation: PCK@0.2 (share of labelled keypoints predicted within 0.2 x the input's longer side; the input
+  is the person's box, so this is the box-normalised PCK) and OKS AP (COCO keypoint AP@[.5:.95] through
+  pycocotools, one person per sample, every keypoint with sigma 0.07, the box area taken as the input's area).
+  Keypoints are decoded from the SimCC bins by argmax, as NetsPresso Trainer does.
 * detection: COCO mAP@[.5:.95] and mAP@.5 over the boxes of the model's emitted ``build_postprocessor`` (decode +
   NMS). torchmetrics' ``MeanAveragePrecision`` refuses to run without torchvision, whose PyPI wheels do not load
   against the pinned CPU torch, so :class:`CocoMAP` is a small torchmetrics ``Metric`` that runs the same
@@ -26,13 +30,14 @@ from torchmetrics import Metric
 
 from ._report import LABELS
 
-__all__ = ["LABELS", "METRICS", "PRIMARY", "CocoMAP", "evaluate", "to_device"]
+__all__ = ["LABELS", "METRICS", "PRIMARY", "CocoMAP", "decode_simcc", "evaluate", "to_device"]
 
 IGNORE_INDEX = 255
 METRICS: dict[str, tuple[str, ...]] = {  # the metric columns each task reports, primary first
     "classification": ("top1", "top5"),
     "segmentation": ("miou", "pixel_acc"),
     "detection": ("map", "map50"),
+    "pose_estimation": ("pck", "oks_ap"),
 }
 PRIMARY = {task: names[0] for task, names in METRICS.items()}
 
@@ -99,6 +104,8 @@ def _meters(task: str, num_classes: int, can_detect: bool) -> dict[str, Any]:
         }
     if task == "detection":
         return {"map": CocoMAP(**local) if can_detect else None}
+    if task == "pose_estimation":
+        return pose_meters(**local)
     return {
         "top1": MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro", **local),
         "top5": MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro", **local)
@@ -115,6 +122,8 @@ def _update(task, meters, out, target, size, postprocessor) -> None:
     elif task == "detection":
         if meters["map"] is not None:
             meters["map"].update(postprocessor(out, size), target)
+    elif task == "pose_estimation":
+        update_pose_meters(meters, out, target, size)
     else:
         for meter in meters.values():
             if meter is not None:
@@ -189,3 +198,125 @@ def coco_map(detections: list[dict[str, torch.Tensor]], truths: list[dict[str, t
         evaluation.summarize()
     stats = evaluation.stats
     return {"map": max(0.0, float(stats[0])), "map50": max(0.0, float(stats[1]))}
+
+
+# --- pose estimation ---------------------------------------------------------------------------------------------
+
+PCK_THRESHOLD = 0.2  # of the input's longer side
+OKS_SIGMA = 0.07  # per keypoint, on COCO's scale (its 17 sigmas average 0.072); the data names no others
+
+
+def decode_simcc(pred: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """SimCC logits (B, K, X + Y) → keypoints (B, K, 2) in input pixels and scores (B, K): the argmax bin of each
+    axis over the bins per pixel, and the lower of the two axes' softmax peaks. ``size`` (H, W) splits the bins
+    (X = W x ratio), so non-square inputs decode right."""
+    height, width = size
+    ratio = pred.shape[-1] / (height + width)
+    bins_x = int(width * ratio)
+    x_logits, y_logits = pred[..., :bins_x].float(), pred[..., bins_x:].float()
+    keypoints = torch.stack([x_logits.argmax(-1), y_logits.argmax(-1)], dim=-1).float() / ratio
+    peaks = torch.minimum(x_logits.softmax(-1).amax(-1), y_logits.softmax(-1).amax(-1))
+    return keypoints, peaks
+
+
+def pose_meters(**kwargs: Any) -> dict[str, Metric]:
+    return {"pck": PCK(**kwargs), "oks_ap": KeypointOKSAP(**kwargs)}
+
+
+def update_pose_meters(meters: dict[str, Metric], out: dict[str, Any], target: torch.Tensor, size) -> None:
+    keypoints, scores = decode_simcc(out["pred"], size)
+    for meter in meters.values():
+        meter.update(keypoints, scores, target, size)
+
+
+class PCK(Metric):
+    """Share of labelled keypoints (``visible`` > 0) within ``PCK_THRESHOLD`` x the input's longer side."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("hits", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("labelled", default=torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, keypoints: torch.Tensor, scores: torch.Tensor, target: torch.Tensor, size) -> None:
+        labelled = target[..., 2] > 0
+        distance = torch.linalg.vector_norm(keypoints - target[..., :2].float(), dim=-1)
+        self.hits += ((distance <= PCK_THRESHOLD * max(size)) & labelled).sum()
+        self.labelled += labelled.sum()
+
+    def compute(self) -> torch.Tensor:
+        return self.hits / self.labelled.clamp(min=1)
+
+
+class KeypointOKSAP(Metric):
+    """COCO keypoint AP@[.5:.95] of one predicted person per sample against its labelled keypoints."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("predicted", default=[], dist_reduce_fx=None)
+        self.add_state("scores", default=[], dist_reduce_fx=None)
+        self.add_state("truths", default=[], dist_reduce_fx=None)
+        self.area = 1.0
+
+    def update(self, keypoints: torch.Tensor, scores: torch.Tensor, target: torch.Tensor, size) -> None:
+        self.area = float(size[0] * size[1])
+        self.predicted.append(keypoints.detach().cpu())
+        self.scores.append(scores.detach().float().mean(-1).cpu())
+        self.truths.append(target.detach().float().cpu())
+
+    def compute(self) -> torch.Tensor:
+        if not self.truths:
+            return torch.tensor(0.0)
+        return torch.tensor(
+            oks_ap(torch.cat(self.predicted), torch.cat(self.scores), torch.cat(self.truths), self.area)
+        )
+
+
+def oks_ap(keypoints: torch.Tensor, scores: torch.Tensor, truths: torch.Tensor, area: float) -> float:
+    """pycocotools' keypoint AP@[.5:.95]: ``keypoints`` (N, K, 2), ``scores`` (N,), ``truths`` (N, K, 3)."""
+    import numpy as np
+
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:  # pragma: no cover - a runtime dependency
+        from ._errors import RunError
+
+        raise RunError("pose metrics need pycocotools: pip install 'pycocotools>=2.0.7'", 2) from None
+    count, num_keypoints = truths.shape[:2]
+    side = area**0.5
+    images, annotations, results = [], [], []
+    for index in range(count):
+        truth = truths[index]
+        labelled = truth[:, 2] > 0
+        flat_truth = torch.cat([truth[:, :2], labelled[:, None].float() * 2], dim=1).flatten().tolist()
+        images.append({"id": index})
+        annotations.append(
+            {
+                "id": index + 1,
+                "image_id": index,
+                "category_id": 1,
+                "keypoints": flat_truth,
+                "num_keypoints": int(labelled.sum()),
+                "area": area,
+                "bbox": [0.0, 0.0, side, side],
+                "iscrowd": 0,
+            }
+        )
+        flat_pred = torch.cat([keypoints[index], torch.ones(num_keypoints, 1)], dim=1).flatten().tolist()
+        results.append({"image_id": index, "category_id": 1, "keypoints": flat_pred, "score": float(scores[index])})
+    if not any(a["num_keypoints"] for a in annotations):
+        return 0.0
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and summary table
+        truth_api = COCO()
+        truth_api.dataset = {"images": images, "annotations": annotations, "categories": [{"id": 1}]}
+        truth_api.createIndex()
+        evaluation = COCOeval(truth_api, truth_api.loadRes(results), "keypoints")
+        evaluation.params.kpt_oks_sigmas = np.full(num_keypoints, OKS_SIGMA)
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return max(0.0, float(evaluation.stats[0]))

@@ -14,11 +14,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ._bad_samples import BadSamples
 from ._checkpoint import atomic_write_text
 
 __all__ = ["METRIC_COLUMNS", "Reporter", "SilentReporter", "metric_columns", "read_metrics"]
 
 LABELS = {"top1": "top-1", "top5": "top-5", "miou": "mIoU", "pixel_acc": "pixel acc", "map": "mAP", "map50": "mAP50"}
+LABELS.update({"pck": "PCK@0.2", "oks_ap": "OKS AP"})  # pose estimation
 
 
 def metric_columns(metrics: tuple[str, ...]) -> tuple[str, ...]:
@@ -134,7 +136,7 @@ class Reporter:
             soft_wrap=True,
         )
 
-    def summary(self, best_epoch: int | None) -> None:
+    def summary(self, best_epoch: int | None, bad_samples: BadSamples | None = None) -> None:
         table = Table(title="training summary", title_justify="left")
         for column in ("epoch", "train loss", "valid loss", *(LABELS[m] for m in self.metrics), "lr", "time"):
             table.add_column(column, justify="right")
@@ -151,6 +153,9 @@ class Reporter:
                 style=style,
             )
         self.console.print(table)
+        if bad_samples is not None and bad_samples.any():
+            self.console.print(bad_sample_table(bad_samples))
+            self.console.print(f"every skipped file: {self.run_dir / 'bad_samples.json'}", highlight=False)
 
     def close(self) -> None:
         self.stop()
@@ -170,11 +175,25 @@ class SilentReporter:
     def end_epoch(self, row: dict[str, Any], improved: bool) -> None:
         pass
 
-    def summary(self, best_epoch: int | None) -> None:
+    def summary(self, best_epoch: int | None, bad_samples: BadSamples | None = None) -> None:
         pass
 
     def close(self) -> None:
         pass
+
+
+def bad_sample_table(bad: BadSamples) -> Table:
+    """Per split: samples kept, skipped by reason (``--on-bad-sample skip``), and repairs such as clipped boxes."""
+    table = Table(title=f"bad samples (on_bad_sample: {bad.policy})", title_justify="left")
+    for column, justify in (("split", "left"), ("kept", "right"), ("skipped", "right"), ("by reason", "left")):
+        table.add_column(column, justify=justify)
+    for split, row in bad.summary()["splits"].items():
+        skipped = row["skipped"]
+        details = [f"{n} {reason}" for reason, n in skipped.items()]
+        details += [f"{n} {what}" for what, n in row["repaired"].items()]
+        kept = "-" if row["kept"] is None else str(row["kept"])
+        table.add_row(split, kept, str(sum(skipped.values())), "; ".join(details) or "-")
+    return table
 
 
 def _int(value: Any) -> int:

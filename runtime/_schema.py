@@ -1,4 +1,4 @@
-"""JSON Schemas of the runtime's two spec-file sections, ``training:`` and ``data:`` (draft 2020-12).
+"""JSON Schemas of the runtime's spec-file sections, ``training:``, ``data:`` and ``augmentation:`` (draft 2020-12).
 
 Plain data with no imports from npc, so ``schemas/`` can embed them in the model-spec schema (top-level
 ``training`` and ``data`` keys) without an import cycle, and editors can autocomplete them.
@@ -9,21 +9,24 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AUGMENTATION_SCHEMA",
     "DATA_FORMATS",
     "DATA_SCHEMA",
     "EMA_KINDS",
+    "INFERENCE_TRANSFORMS",
     "LABEL_IMAGE_MODES",
     "OPTIMIZERS",
     "SCHEDULERS",
     "TASKS",
     "TRAINING_SCHEMA",
+    "TRAIN_TRANSFORMS",
 ]
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "cosine_no_sgdr", "step", "poly", "multi_step")
 EMA_KINDS = ("constant_decay", "exp_decay")
-DATA_FORMATS = ("digits", "shapes", "local", "image_folder", "coco")
-TASKS = ("classification", "segmentation", "detection")
+DATA_FORMATS = ("digits", "shapes", "local", "image_folder", "coco", "stick_figures")
+TASKS = ("classification", "segmentation", "detection", "pose_estimation")
 LABEL_IMAGE_MODES = ("L", "P", "RGB")
 
 _POSITIVE = {"type": "number", "exclusiveMinimum": 0}
@@ -144,7 +147,8 @@ DATA_SCHEMA: dict[str, Any] = {
         "task": _doc({"enum": list(TASKS)}, "optional; must be the spec's model.task"),
         "format": _doc(
             {"enum": list(DATA_FORMATS)},
-            "digits / shapes (built in), local (NetsPresso layout: CSV, PNG masks or YOLO txt by task), "
+            "digits / shapes / stick_figures (built in), local (NetsPresso layout: CSV, PNG masks, YOLO txt or "
+            "keypoint txt by task), "
             "image_folder (class folders), coco (detection: one COCO JSON per split)",
         ),
         "path": {
@@ -160,6 +164,11 @@ DATA_SCHEMA: dict[str, Any] = {
         "id_mapping": {
             "anyOf": [
                 {"type": "null"},
+                _doc({"type": "string"}, "pose: a JSON file (under path.root) holding the keypoint list"),
+                _doc(
+                    {"type": "array", "items": {"type": "object", "required": ["name"]}, "minItems": 1},
+                    "pose: keypoints as NetsPresso writes them, [{name, swap, ...}, ...]",
+                ),
                 {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1},
                 {"type": "object", "additionalProperties": {"type": ["string", "integer"]}, "minProperties": 1},
             ]
@@ -168,13 +177,124 @@ DATA_SCHEMA: dict[str, Any] = {
             {"enum": list(LABEL_IMAGE_MODES)},
             "segmentation masks: L (grey values are class ids, default), P or RGB (colours mapped by id_mapping)",
         ),
-        "num_train": _doc({"type": "integer", "minimum": 1}, "shapes: generated train images (default 512)"),
-        "num_valid": _doc({"type": "integer", "minimum": 1}, "shapes: generated valid/test images (default 128)"),
+        "num_train": _doc(
+            {"type": "integer", "minimum": 1}, "shapes, stick_figures: generated train images (default 512)"
+        ),
+        "num_valid": _doc(
+            {"type": "integer", "minimum": 1}, "shapes, stick_figures: generated valid/test images (default 128)"
+        ),
         "max_shapes": _doc({"type": "integer", "minimum": 1, "maximum": 8}, "shapes: objects per image, 1..N"),
-        "seed": _doc({"type": "integer", "minimum": 0}, "shapes: generator seed (default 0; not training.seed)"),
+        "seed": _doc(
+            {"type": "integer", "minimum": 0}, "shapes, stick_figures: generator seed (default 0; not training.seed)"
+        ),
         "num_classes": _doc({"type": "integer", "minimum": 1}, "optional; must match the classes found"),
+        "on_bad_sample": _doc(
+            {"enum": ["error", "skip"]},
+            "a corrupt image, a mask of the wrong size, a box outside its image, an unknown label: error (default; "
+            "stop, naming the file) or skip (leave it out and count it); npc train/evaluate --on-bad-sample",
+        ),
+        "input_size": _doc(
+            {"type": "array", "items": {"type": "integer", "minimum": 8}, "minItems": 2, "maxItems": 2},
+            "pose: (height, width) of the crops; default: the rtmcc head's target_size",
+        ),
         "image_size": _doc({"type": "integer", "minimum": 8, "maximum": 4096}, "square input side (default 224)"),
         "mean": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
         "std": {"type": "array", "items": _POSITIVE, "minItems": 3, "maxItems": 3},
+    },
+}
+
+# --- augmentation ----------------------------------------------------------------------------------------------
+
+# NetsPresso Trainer's transform names that npc maps onto kornia (see runtime/_augment.py); the peer's other
+# transforms (mosaicdetection, mixing, hsvjitter, randomioucrop, ...) are refused by name.
+TRAIN_TRANSFORMS = (
+    "randomresizedcrop",
+    "randomcrop",
+    "centercrop",
+    "resize",
+    "pad",
+    "randomhorizontalflip",
+    "randomverticalflip",
+    "colorjitter",
+    "randomerasing",
+    "totensor",
+    "normalize",
+)
+# Evaluation is never augmented: an inference list may only restate npc's own preprocessing.
+INFERENCE_TRANSFORMS = ("resize", "totensor", "normalize")
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+
+_PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
+_SIDE = {"type": "integer", "minimum": 1}
+# NetsPresso: an int (square), [side] or [height, width]; npc: omitted means data.image_size. (Bounds on a
+# multi-type schema apply to their own type only, so no anyOf is needed and errors stay specific.)
+_SIZE = {"type": ["integer", "array"], "minimum": 1, "items": _SIDE, "minItems": 1, "maxItems": 2}
+_RANGE = {"type": "array", "items": _POSITIVE, "minItems": 2, "maxItems": 2}
+_PIXEL = {"type": "integer", "minimum": 0, "maximum": 255}  # in 0..255 units, as NetsPresso's PIL images
+_JITTER = {"type": ["number", "array"], "minimum": 0, "items": _NON_NEGATIVE, "minItems": 2, "maxItems": 2}
+_HUE = {
+    "type": ["number", "array"],
+    "minimum": 0,
+    "maximum": 0.5,
+    "items": {"type": "number", "minimum": -0.5, "maximum": 0.5},
+    "minItems": 2,
+    "maxItems": 2,
+}
+_TRIPLE = {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3}
+_TRANSFORM_KEYS: dict[str, dict[str, Any]] = {
+    "randomresizedcrop": {
+        "size": _SIZE,
+        "scale": _RANGE,
+        "ratio": _RANGE,
+        "interpolation": {"enum": list(INTERPOLATIONS)},
+    },
+    "randomcrop": {"size": _SIZE, "fill": _PIXEL},
+    "centercrop": {"size": _SIZE},
+    "resize": {
+        "size": _SIZE,
+        "interpolation": {"enum": list(INTERPOLATIONS)},
+        "max_size": _doc({"type": "null"}, "not supported by npc: null only"),
+        "resize_criteria": {"enum": ["short", "long", None]},
+    },
+    "pad": {"size": _SIZE, "fill": _PIXEL},
+    "randomhorizontalflip": {"p": _PROBABILITY},
+    "randomverticalflip": {"p": _PROBABILITY},
+    "colorjitter": {
+        "brightness": _JITTER,
+        "contrast": _JITTER,
+        "saturation": _JITTER,
+        "hue": _HUE,
+        "p": _PROBABILITY,
+    },
+    "randomerasing": {
+        "p": _PROBABILITY,
+        "scale": _RANGE,
+        "ratio": _RANGE,
+        "value": _doc(_PIXEL, "erasing value in 0..255 (NetsPresso's null, random noise, is not supported)"),
+        "inplace": {"type": "boolean"},
+    },
+    "totensor": {"pixel_range": _doc({"const": 1.0}, "npc feeds the model pixels in 0..1 before normalising")},
+    "normalize": {"mean": _TRIPLE, "std": _TRIPLE},
+}
+
+
+def _transform_list(names: tuple[str, ...], text: str) -> dict[str, Any]:
+    keys = {name: _TRANSFORM_KEYS[name] for name in names}
+    return _doc({"type": ["array", "null"], "items": _named(names, keys, nullable=False)}, text)
+
+
+AUGMENTATION_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "npc augmentation section",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "img_size": _doc({"type": "integer", "minimum": 8}, "NetsPresso's final input size; must be data.image_size"),
+        "train": _transform_list(
+            TRAIN_TRANSFORMS, "applied in order to each training batch on the device (NetsPresso names and keys)"
+        ),
+        "inference": _transform_list(
+            INFERENCE_TRANSFORMS, "evaluation is never augmented: only npc's own resize/totensor/normalize"
+        ),
     },
 }

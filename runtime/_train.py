@@ -2,8 +2,8 @@
 device, or under ``torchrun`` in WORLD_SIZE processes with DistributedDataParallel (see ``_distributed``).
 
 Each epoch ends with, in this order: ``best.safetensors`` (when the task's primary validation metric improved:
-top-1, mIoU or mAP), ``last.safetensors``, ``metrics.csv``, ``training_state.pt`` — each written atomically, so an
-interruption at any point leaves a run folder that resumes from the last completed epoch. With a fixed seed on
+top-1, mIoU, mAP or PCK), ``last.safetensors``, ``metrics.csv``, ``training_state.pt`` — each written atomically, so
+an interruption at any point leaves a run folder that resumes from the last completed epoch. With a fixed seed on
 CPU, a resumed run ends with the same weights as an uninterrupted one: shuffling draws from a generator re-seeded
 from (seed, epoch), and the global RNG states are saved and restored.
 
@@ -35,6 +35,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from .. import __version__
+from ._augment import build_augmentation
+from ._bad_samples import write_bad_samples
 from ._checkpoint import (
     atomic_write_text,
     capture_rng,
@@ -56,6 +58,7 @@ from ._load_model import (
     import_model,
     keep_frozen_eval,
     model_source,
+    training_targets_feeder,
 )
 from ._losses import build_loss
 from ._metrics import LABELS, METRICS, PRIMARY, evaluate, to_device
@@ -65,7 +68,7 @@ from ._report import Reporter, SilentReporter
 __all__ = ["Interrupted", "TrainOptions", "TrainResult", "resolve_device", "train"]
 
 STATE_FORMAT = "npc-training-state"
-TASKS = ("classification", "segmentation", "detection")
+TASKS = ("classification", "segmentation", "detection", "pose_estimation")
 ANCHOR_LAYOUT_SIZE = 512  # the input size anchor_decoupled_head lays its anchors out for (as NetsPresso does)
 
 
@@ -145,6 +148,8 @@ def _train(
     head = head_name(config)
     loss_fn, loss_notes = build_loss(config.spec.losses, config.spec_source, task=task, head=head)
     notes = data.notes + loss_notes
+    augment = build_augmentation(config.augmentation, task=task, preprocess=data.preprocess, seed=seed, rank=place.rank)
+    notes += [augment.note] if augment is not None else []
     if head == "anchor_decoupled_head" and data.preprocess.image_size != ANCHOR_LAYOUT_SIZE:
         notes.append(
             f"anchor_decoupled_head lays its anchors out for {ANCHOR_LAYOUT_SIZE}x{ANCHOR_LAYOUT_SIZE} inputs (as "
@@ -157,6 +162,7 @@ def _train(
             run_dir.mkdir(parents=True, exist_ok=True)
             model_py = run_dir / "model.py"
             atomic_write_text(run_dir / "resolved.yaml", _resolved_yaml(config, data, options, device, place))
+            write_bad_samples(run_dir / "bad_samples.json", data.bad_samples)  # what on_bad_sample skipped
         else:  # only rank 0 writes the run folder; the others import the same source from a private copy
             model_py = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="npc-rank-"))) / "model.py"
         atomic_write_text(model_py, source)
@@ -239,6 +245,7 @@ def _train(
         collate_fn=data.collate,
     )
     net = model  # the model itself: EMA, evaluation and the saved weights use it, never the DDP wrapper
+    feed_targets = training_targets_feeder(net)  # RT-DETR's denoising queries are made from the ground truth
     if place.enabled:
         model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     valid_loader = DataLoader(
@@ -282,9 +289,12 @@ def _train(
             tick, seen, loss_sum = time.perf_counter(), 0, 0.0
             for step, (images, target) in enumerate(train_loader):
                 images, target = images.to(device, non_blocking=True), to_device(target, device)
+                if augment is not None:  # on the device, from a generator seeded by (seed, rank, epoch, step)
+                    images, target = augment(images, target, epoch=epoch, step=step)
+                feed_targets(target, tuple(images.shape[-2:]))
                 if not checked:  # the first batch: a failing forward pass is most likely a data/model mismatch
                     out = _first_forward(model, images, run_dir / "model.py")
-                    check_output(out, data.num_classes, len(images), run_dir / "model.py", task)
+                    check_output(out, data.num_classes, len(images), run_dir / "model.py", task, head)
                     checked = True
                 else:
                     out = model(images)
@@ -366,7 +376,7 @@ def _train(
     except BaseException:
         reporter.close()
         raise
-    reporter.summary(best_epoch)
+    reporter.summary(best_epoch, data.bad_samples)
     reporter.close()
     seconds = time.perf_counter() - started
     if best_metric is not None:

@@ -8,6 +8,7 @@ located spec diagnostics) and return 1 (invalid) or 2 (missing/unreadable, usage
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -21,20 +22,28 @@ from ._errors import EXIT_USAGE, RunError
 __all__ = ["register"]
 
 EXIT_OK = 0
-RUN_OUTPUTS = ("metrics.csv", "last.safetensors", "best.safetensors", "training_state.pt")
+RUN_OUTPUTS = ("metrics.csv", "last.safetensors", "best.safetensors", "training_state.pt", "bad_samples.json")
+BAD_SAMPLE_HELP = (
+    "a corrupt image, a mask of another size than its image, a box outside its image or a label outside the class "
+    "list: error stops (default; or data.on_bad_sample), skip leaves the sample out and counts it"
+)
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a classification, segmentation or detection spec (built-in digits/shapes data unless a data: "
-        "section or --data says otherwise)",
+        help="train a classification, segmentation, detection or pose spec (built-in digits/shapes/stick_figures "
+        "data unless a data: section or --data says otherwise)",
         description="Compile SPEC, train it, validate every epoch and save the run folder "
         "(model.py, resolved.yaml, last/best.safetensors, training_state.pt, metrics.csv, tb/).",
     )
     p.add_argument("spec", metavar="SPEC", help="model spec (may hold training: and data: sections)")
     p.add_argument("--training", metavar="FILE", help="YAML/JSON with a top-level training: section")
     p.add_argument("--data", metavar="FILE", help="YAML/JSON with a top-level data: section")
+    p.add_argument(
+        "--augmentation", metavar="FILE", help="YAML/JSON with a top-level augmentation: section (NetsPresso names)"
+    )
+    p.add_argument("--no-augment", action="store_true", help="ignore the augmentation: section (train on plain data)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: a new runs/<spec name>[-N])")
     p.add_argument("--epochs", type=_positive_int, help="override training.epochs")
     p.add_argument("--batch-size", type=_positive_int, help="override training.batch_size")
@@ -48,6 +57,7 @@ def register(subparsers) -> None:
         help="continue from a training_state.pt (or its run folder); same as model.checkpoint.optimizer_path",
     )
     p.add_argument("--no-tensorboard", action="store_true", help="do not write tb/ logs")
+    p.add_argument("--on-bad-sample", choices=("skip", "error"), default=None, help=BAD_SAMPLE_HELP)
     p.add_argument(
         "--trust-pickle",
         "--trust-checkpoint",
@@ -63,6 +73,7 @@ def register(subparsers) -> None:
     p.add_argument("--training", metavar="FILE", help="YAML/JSON with a training: section (batch size)")
     p.add_argument("--data", metavar="FILE", help="YAML/JSON with a top-level data: section")
     p.add_argument("--split", choices=("train", "valid", "test"), default="valid")
+    p.add_argument("--on-bad-sample", choices=("skip", "error"), default=None, help=BAD_SAMPLE_HELP)
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
     p.add_argument("--model-py", metavar="FILE", help="use this compiled model.py instead of compiling SPEC")
@@ -70,7 +81,9 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_guarded(_evaluate), command_name="evaluate")
 
     p = subparsers.add_parser(
-        "predict", help="print the label (classification), class shares (segmentation) or boxes (detection) per image"
+        "predict",
+        help="print the label (classification), class shares (segmentation), boxes (detection) or keypoints (pose) "
+        "per image",
     )
     p.add_argument("spec", metavar="SPEC", help="model spec, or a run folder (uses its resolved.yaml and model.py)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -81,6 +94,11 @@ def register(subparsers) -> None:
         "--min-score", type=_probability, default=0.3, help="detection: print boxes scoring at least this (0.3)"
     )
     p.add_argument("--masks", metavar="DIR", help="segmentation: write each image's class-index mask PNG into DIR")
+    p.add_argument(
+        "--keypoints",
+        metavar="DIR",
+        help="pose: write <image>.keypoints.json and <image>.keypoints.png (keypoints drawn) per image into DIR",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
     p.add_argument("--model-py", metavar="FILE", help="use this compiled model.py instead of compiling SPEC")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -169,9 +187,23 @@ def _clean(message: str) -> str:
 def _config(args: argparse.Namespace, *, training: str | None = None, overrides: dict | None = None):
     from ._config import load_run_config
 
-    return load_run_config(
-        args.spec, training_path=training, data_path=getattr(args, "data", None), overrides=overrides
+    return _with_bad_sample_policy(
+        args,
+        load_run_config(
+            args.spec,
+            training_path=training,
+            data_path=getattr(args, "data", None),
+            augmentation_path=getattr(args, "augmentation", None),
+            overrides=overrides,
+        ),
     )
+
+
+def _with_bad_sample_policy(args: argparse.Namespace, config):
+    """``--on-bad-sample`` goes into the data section, so resolved.yaml records it and the loaders read it there."""
+    if getattr(args, "on_bad_sample", None):
+        config.data["on_bad_sample"] = args.on_bad_sample
+    return config
 
 
 def _run_folder(args: argparse.Namespace) -> None:
@@ -197,6 +229,8 @@ def _run_folder(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> int:
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
     config = _config(args, training=args.training, overrides=overrides)  # validate before importing torch
+    if args.no_augment:
+        config = dataclasses.replace(config, augmentation=None)
 
     from rich.console import Console
 
@@ -211,6 +245,7 @@ def _train(args: argparse.Namespace) -> int:
     resuming = resume is not None or bool(config.spec.checkpoint.optimizer_path)
     out = Path(args.out) if args.out else _fresh_folder(Path("runs") / Path(args.spec).stem.replace(".", "-"))
     if place.is_main and not resuming and out.is_dir() and any((out / name).exists() for name in RUN_OUTPUTS):
+        _check_data(config)  # bad data must not cost the previous run its files
         console.print(f"[yellow]note:[/] replacing the previous run in {out}", highlight=False)
         for name in RUN_OUTPUTS:
             (out / name).unlink(missing_ok=True)
@@ -226,6 +261,13 @@ def _train(args: argparse.Namespace) -> int:
     )
     train(config, options, console)
     return EXIT_OK
+
+
+def _check_data(config) -> None:
+    """Build (and so check) the training data once; raises the DataError that train() would raise."""
+    from ._data import build_data
+
+    build_data(config.data, ("train", "valid"), task=config.spec.task)
 
 
 def _fresh_folder(base: Path) -> Path:
@@ -268,9 +310,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         ("loss", f"{result['loss']:.4f}"),
     ]
     rows += [(LABELS[m], f"{result[m]:.2%}") for m in result["metrics"] if result[m] is not None]
+    rows += _skipped_rows(result.get("bad_samples"), result["split"])
     for key, value in rows:
         print(f"{key:<10} {value}")
     return EXIT_OK
+
+
+def _skipped_rows(bad: dict | None, split: str) -> list[tuple[str, str]]:
+    """A ``skipped`` row when --on-bad-sample skip left samples of the evaluated split out."""
+    skipped = ((bad or {}).get("splits", {}).get(split) or {}).get("skipped") or {}
+    if not skipped:
+        return []
+    reasons = ", ".join(f"{n} {reason}" for reason, n in skipped.items())
+    return [("skipped", f"{sum(skipped.values())} bad sample(s) ({reasons})")]
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -289,11 +341,16 @@ def _predict(args: argparse.Namespace) -> int:
         use_data=args.data is not None,
         min_score=args.min_score,
         mask_dir=args.masks,
+        keypoint_dir=args.keypoints,
     )
     if args.format == "json":
         print(json.dumps(records, indent=2))
         return EXIT_OK
     for record in records:
+        if "keypoints" in record:
+            found = ", ".join(f"{k['name']} {k['x']:g},{k['y']:g}" for k in record["keypoints"])
+            print(f"{record['image']}\t{found}" + (f"\t{record['drawing']}" if "drawing" in record else ""))
+            continue
         if "detections" in record:
             for found in record["detections"]:
                 box = ",".join(f"{v:g}" for v in found["box"])

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..compiler import _registry as registry
 from ..compiler._postprocess import POSTPROCESSOR_PARAMS
-from ..runtime._schema import DATA_SCHEMA, TRAINING_SCHEMA
+from ..runtime._schema import AUGMENTATION_SCHEMA, DATA_SCHEMA, TRAINING_SCHEMA
 
 __all__ = ["SCHEMA_ID", "build_schema"]
 
@@ -137,6 +137,9 @@ def build_schema() -> dict[str, Any]:
             "model": {"$ref": "#/$defs/model"},
             "training": _section(TRAINING_SCHEMA, "Training recipe for `npc train` (see docs/runtime.md)."),
             "data": _section(DATA_SCHEMA, "Where `npc train` reads its data (see docs/runtime.md)."),
+            "augmentation": _section(
+                AUGMENTATION_SCHEMA, "Training-time augmentation, NetsPresso transform names (see docs/runtime.md)."
+            ),
             "vars": {
                 "type": ["object", "null"],
                 "description": 'Named values that "=..." formulas elsewhere in the file may use; resolved and '
