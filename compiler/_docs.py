@@ -55,7 +55,7 @@ def example_specs(directory: Path = EXAMPLES_DIR) -> list[Example]:
         source, _, exit_code = check_file(path)
         if exit_code:
             continue
-        spec = normalise(source.data, source.path)
+        spec = normalise(source.data, source.path, source.late)
         families = tuple(
             [(c.kind, c.name) for c in spec.components] + [("loss", loss.criterion) for loss in spec.losses]
         )

@@ -70,7 +70,9 @@ def emit(graph: nx.DiGraph, options: EmitOptions = EmitOptions()) -> str:
         "model_doc": _model_doc(graph, nodes),
         "num_classes_default": "" if options.num_classes is None else f" = {int(options.num_classes)}",
         "full": _full_context(full) if full else None,
-        "components": [_component_context(node) for node in nodes] if not full else [],
+        "components": [_component_context(node, graph.graph.get("late_values", {})) for node in nodes]
+        if not full
+        else [],
         "forward": _forward_steps(graph, nodes) if not full else [],
         "return_annotation": "dict[str, torch.Tensor]" if graph.graph["task"] in _TENSOR_TASKS else "dict",
         "task": graph.graph["task"],
@@ -132,9 +134,28 @@ def _kwargs(built: Built) -> dict:
     return dict(built.kwargs)
 
 
-def _component_context(node: Node) -> dict:
+def _component_context(node: Node, late_values: dict[str, tuple[str, object]]) -> dict:
     lines = format_assignment(f"self.{node.kind}", node.built.class_name, _kwargs(node.built), " " * 8)
-    return {"pointer": node.pointer, "family": node.family.name, "lines": lines}
+    return {
+        "pointer": node.pointer,
+        "family": node.family.name,
+        "inferred": _inferred_notes(node.pointer, late_values),
+        "lines": lines,
+    }
+
+
+_NOTE_LENGTH = LINE_LENGTH - 12  # after "        #   "
+
+
+def _inferred_notes(holder: str, late_values: dict[str, tuple[str, object]]) -> list[str]:
+    """One comment line per param that read inferred values: ``params/in_channels = 256  # =backbone.channels[-1]``."""
+    notes = []
+    for pointer, (text, value) in late_values.items():
+        if pointer.startswith(holder + "/"):
+            where, shown = _comment_text(pointer[len(holder) + 1 :]), _comment_text(literal(value))
+            note = f"{where} = {shown} from {_comment_text(text)}"
+            notes.append(note if len(note) <= _NOTE_LENGTH else note[: _NOTE_LENGTH - 3] + "...")
+    return notes
 
 
 def _full_context(node: Node) -> dict:

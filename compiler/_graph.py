@@ -50,6 +50,7 @@ class CompileError(Exception):
 def build_graph(spec: ModelSpec) -> nx.DiGraph:
     """The initial graph: one node per component, chained in spec order, with its family looked up."""
     graph = nx.DiGraph(name=spec.name, task=spec.task, components={}, remap_keys=dict(spec.checkpoint.remap_keys))
+    graph.graph["late"] = spec.late  # values that read inferred ones; passes.infer_features resolves them
     graph.add_node(INPUT, label="input", feature=IMAGE, pointer="")
     previous = INPUT
     for component in spec.components:

@@ -205,7 +205,7 @@ def _with_compiled(spec_path: str, action: Callable, *, num_classes: int | None 
         _print_diagnostics(diagnostics)
         return code
     try:
-        spec = normalise(source.data, spec_path)
+        spec = normalise(source.data, spec_path, source.late)
         compiled = compile_spec(spec, num_classes=num_classes, spec_sha256=sha256_of(spec_path), fuse=fuse)
     except CompileError as exc:
         line, col = source.position(exc.pointer) or (None, None)

@@ -163,7 +163,7 @@ def load_run_config(
     if exit_code:
         raise SpecError(sorted(diagnostics, key=lambda d: (d.file, d.line or 0, d.col or 0)), exit_code)
 
-    spec = normalise(model_source.data, model_source.path)
+    spec = normalise(model_source.data, model_source.path, model_source.late)
     data_section = sections.get("data", (None,))[0]
     if isinstance(data_section, dict) and data_section.get("task") not in (None, spec.task):
         source, pointer = sections["data"][1], sections["data"][2] + "/task"

@@ -152,6 +152,60 @@ def build_schema() -> dict[str, Any]:
     }
 
 
+EXPRESSION = {
+    "type": "string",
+    "pattern": "^=(?!=)",
+    "description": 'An npc expression, resolved before validation: "=round(64 * width)", "=backbone.channels[-1]" '
+    "(see docs/language.md).",
+}
+# Keys an editor needs as written: which component or loss a block is, and which sections exist.
+_LITERAL_KEYS = frozenset({"name", "criterion", "$schema"})
+
+
+def editor_schema() -> dict[str, Any]:
+    """:func:`build_schema` as editors get it (the committed file): wherever a value goes, an ``"=..."``
+    expression is accepted too, since editors see the file before npc resolves its expressions. npc itself
+    validates resolved documents against the strict :func:`build_schema`."""
+    schema = build_schema()
+    defs = schema["$defs"]
+    for name, definition in defs.items():
+        defs[name] = _accepting_expressions(definition)
+    for name in ("training", "data", "augmentation"):  # the runtime sections, embedded whole
+        schema["properties"][name] = _accepting_expressions(schema["properties"][name])
+    defs["expression"] = EXPRESSION
+    return schema
+
+
+def _accepting_expressions(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_accepting_expressions(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key == "properties" and isinstance(value, dict):
+            out[key] = {
+                name: sub if name in _LITERAL_KEYS else _or_expression(_accepting_expressions(sub))
+                for name, sub in value.items()
+            }
+        elif key == "items" and isinstance(value, dict):
+            out[key] = _or_expression(_accepting_expressions(value))
+        elif key in ("if", "const", "enum", "default", "examples"):  # conditions and literal values stay as written
+            out[key] = value
+        else:
+            out[key] = _accepting_expressions(value)
+    return out
+
+
+def _or_expression(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, or an expression; the description stays outside, where editors show it on hover."""
+    inner = {key: value for key, value in schema.items() if key != "description"}
+    wrapped = {"anyOf": [inner, {"$ref": "#/$defs/expression"}]}
+    if "description" in schema:
+        wrapped = {"description": schema["description"], **wrapped}
+    return wrapped
+
+
 def _section(schema: dict[str, Any], description: str) -> dict[str, Any]:
     """A runtime section's own schema embedded under a top-level key (null allowed: use the defaults)."""
     body = {key: value for key, value in schema.items() if key not in ("$schema", "title")}

@@ -60,4 +60,4 @@ def load_spec(path: str | Path) -> ModelSpec:
     source, diagnostics, exit_code = check_file(path)
     if exit_code:
         raise SpecError(diagnostics, exit_code)
-    return normalise(source.data, source.path)
+    return normalise(source.data, source.path, source.late)

@@ -30,7 +30,12 @@ from ._load import MAX_DEPTH, MAX_NODES, Source, pointer_join
 
 __all__ = [
     "FUNCTIONS",
+    "GRAPH_NAMES",
+    "Deferred",
     "ExpressionError",
+    "Inferred",
+    "LateError",
+    "LateValues",
     "evaluate",
     "parse_expression",
     "parser",
@@ -51,8 +56,25 @@ MAX_ROUND_DIGITS = 15
 
 KEYWORDS = frozenset({"true", "false", "null", "if", "else", "and", "or", "not"})
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Names the compiler will infer along the graph (`=backbone.out_channels`); not evaluated yet.
-GRAPH_NAMES = frozenset({"backbone", "neck", "head", "full"})
+# Components whose inferred values an expression may read (`=backbone.channels[-1]`), in data-flow order.
+GRAPH_NAMES = ("backbone", "neck", "head", "full")
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """What the compiler inferred for one built component: ``channels``/``strides`` of the features it hands on
+    (and, for a backbone, ``stage_channels``/``stage_strides`` of every stage). Read with ``backbone.channels``."""
+
+    name: str
+    values: dict[str, list[int]]
+
+
+class Deferred(Exception):  # noqa: N818 - a signal, not an error: the value needs the compiler's inference
+    """Raised while resolving before compilation when an expression reads a graph record (``backbone.…``)."""
+
+    def __init__(self, name: str, line: int = 1, column: int = 1) -> None:
+        self.name, self.line, self.column = name, line, column  # where in the expression it was read
+        super().__init__(name)
 
 
 # ---- grammar --------------------------------------------------------------------------------------------
@@ -97,7 +119,7 @@ class Reference(Node):
 
 @dataclass(frozen=True, kw_only=True)
 class Attribute(Node):
-    """``value.name``: parsed so graph references (``backbone.out_channels``) have a shape; not evaluated yet."""
+    """``value.name``: only on a graph record (``backbone.channels``); other attribute access is refused."""
 
     value: Expression
     name: str
@@ -417,14 +439,18 @@ def _attribute(node: Attribute, lookup: Lookup, depth: int) -> Any:
     root = node.value
     while isinstance(root, (Attribute, Subscript)):
         root = root.value
-    where = f"{_describe(node.value)}.{node.name}"
-    if isinstance(root, Reference) and root.name in GRAPH_NAMES:
+    if not (isinstance(root, Reference) and root.name in GRAPH_NAMES):  # attributes exist on graph records only
+        where = f"{_describe(node.value)}.{node.name}"
+        raise ExpressionError(f"attribute access ({where}) is not supported", node.line, node.column)
+    record = evaluate(node.value, lookup, depth)
+    if not isinstance(record, Inferred):
+        raise ExpressionError(f"{_describe(node.value)} has no attribute {node.name!r}", node.line, node.column)
+    if node.name not in record.values:
+        known = ", ".join(f"{record.name}.{key}" for key in record.values)
         raise ExpressionError(
-            f"references to values the compiler infers ({where}) are not supported yet; use a var",
-            node.line,
-            node.column,
+            f"{record.name} has no inferred value {node.name!r} (known: {known})", node.line, node.column
         )
-    raise ExpressionError(f"attribute access ({where}) is not supported", node.line, node.column)
+    return record.values[node.name]
 
 
 def _describe(node: Expression) -> str:
@@ -652,6 +678,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _type_name(value: Any) -> str:
+    if isinstance(value, Inferred):
+        return f"the {value.name} record (use {', '.join(f'{value.name}.{key}' for key in value.values)})"
     return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "object"}.get(
         type(value), "null" if value is None else type(value).__name__
     )
@@ -720,14 +748,20 @@ class _Failed(Exception):
 
 
 def resolve_expressions(source: Source) -> tuple[Source, list[Diagnostic]]:
-    """``source`` with every ``"=..."`` value evaluated and ``vars`` removed, plus one diagnostic per problem."""
+    """``source`` with every ``"=..."`` value evaluated and ``vars`` removed, plus one diagnostic per problem.
+
+    A value that reads what the compiler infers (``=backbone.channels[-1]``) cannot be known yet: it keeps its text
+    and is listed in the returned source's ``late`` (:class:`LateValues`), which the compiler resolves while it
+    walks the graph, just before it builds the component that holds the value.
+    """
     if not _needs_resolution(source.data):
         return source, []
     resolver = _Resolver(source)
     data = resolver.run()
     positions = {p: at for p, at in source.positions.items() if p != "/vars" and not p.startswith("/vars/")}
     diagnostics = sorted(resolver.diagnostics, key=lambda d: (d.line or 0, d.col or 0, d.pointer))
-    return Source(data, source.path, positions), diagnostics
+    late = LateValues(resolver, data) if resolver.late else None
+    return Source(data, source.path, positions, late=late), diagnostics
 
 
 def _needs_resolution(data: Any) -> bool:
@@ -745,6 +779,10 @@ def _needs_resolution(data: Any) -> bool:
     return False
 
 
+# Where a value may read inferred values: the params of a component that comes after the one it reads.
+LATE_SLOT = re.compile(r"/model/architecture/(backbone|neck|head|full)/(params|stage_params)/.+")
+
+
 class _Resolver:
     def __init__(self, source: Source) -> None:
         self.source = source
@@ -752,6 +790,8 @@ class _Resolver:
         self.definitions: dict[str, Any] = {}
         self.values: dict[str, Any] = {}
         self.failed: set[str] = set()
+        self.late_vars: dict[str, str] = {}  # vars that read inferred values -> the first graph name they read
+        self.late: dict[str, str] = {}  # pointer -> expression text of document values left to the compiler
         self.active: list[str] = []  # vars being resolved, outermost first: a cycle is a repeat in here
         self.produced = 0  # values created by expressions so far, against MAX_NODES
 
@@ -763,7 +803,7 @@ class _Resolver:
         for name in self.definitions:
             try:
                 self._lookup_var(name)
-            except _Failed:
+            except (_Failed, Deferred):
                 pass
         out = {}
         for key, value in data.items():
@@ -785,14 +825,21 @@ class _Resolver:
                     f"(not starting with a digit, not one of {', '.join(sorted(KEYWORDS))})",
                 )
                 continue
+            if name in GRAPH_NAMES:
+                self._report(
+                    pointer_join("/vars", name),
+                    f"variable name {name!r} is taken: `{name}.channels` etc. read what the compiler infers",
+                )
+                continue
             self.definitions[name] = value
 
-    def _value(self, value: Any, pointer: str) -> Any:
-        """``value`` with its expressions evaluated; a failed expression keeps its text (and is reported)."""
+    def _value(self, value: Any, pointer: str, *, late_ok: bool = True) -> Any:
+        """``value`` with its expressions evaluated; a failed expression keeps its text (and is reported), and so
+        does one that reads inferred values (listed in ``self.late``; in a var, :class:`Deferred` propagates)."""
         if isinstance(value, dict):
-            return {key: self._value(item, pointer_join(pointer, key)) for key, item in value.items()}
+            return {key: self._value(item, pointer_join(pointer, key), late_ok=late_ok) for key, item in value.items()}
         if isinstance(value, list):
-            return [self._value(item, pointer_join(pointer, i)) for i, item in enumerate(value)]
+            return [self._value(item, pointer_join(pointer, i), late_ok=late_ok) for i, item in enumerate(value)]
         if isinstance(value, str) and value.startswith("=="):
             return value[1:]
         if isinstance(value, str) and value.startswith("="):
@@ -800,12 +847,33 @@ class _Resolver:
                 return self._evaluate(value, pointer)
             except _Failed:
                 return value
+            except Deferred as needed:
+                if not late_ok:
+                    raise
+                self._defer(value, pointer, needed)
+                return value
         return value
+
+    def _defer(self, text: str, pointer: str, needed: Deferred) -> None:
+        """Leave ``text`` to the compiler, if it sits where the value it reads is known by then."""
+        slot = LATE_SLOT.fullmatch(pointer)
+        name = needed.name
+        if slot is None:
+            message = (
+                f"{name}.… is inferred by the compiler: such values can only be used in the params or "
+                "stage_params of a later component (a neck's or head's params)"
+            )
+        elif GRAPH_NAMES.index(name) >= GRAPH_NAMES.index(slot.group(1)) or "full" in (name, slot.group(1)):
+            message = _not_known_yet(name, slot.group(1))
+        else:
+            self.late[pointer] = text
+            return
+        self._report(pointer, _locate_in(ExpressionError(message, needed.line, needed.column), text))
 
     def _strict_value(self, value: Any, pointer: str) -> Any:
         """Like :meth:`_value`, but a failure inside raises :class:`_Failed` (for vars, whose users then fail)."""
         before = len(self.diagnostics)
-        result = self._value(value, pointer)
+        result = self._value(value, pointer, late_ok=False)
         if len(self.diagnostics) > before:
             raise _Failed
         return result
@@ -821,15 +889,22 @@ class _Resolver:
         return _copy(result)  # results may share a var's lists (or one list twice); the document gets its own
 
     def _reference(self, name: str, node: Reference) -> Any:
+        if name in GRAPH_NAMES:
+            raise Deferred(name, node.line, node.column)
         if name not in self.definitions:
             raise ExpressionError(_unknown_name(name, list(self.definitions)), node.line, node.column)
-        return self._lookup_var(name)
+        try:
+            return self._lookup_var(name)
+        except Deferred as needed:  # a var that reads inferred values: point at its use here
+            raise Deferred(needed.name, node.line, node.column) from None
 
     def _lookup_var(self, name: str) -> Any:
         if name in self.values:
             return self.values[name]
         if name in self.failed:
             raise _Failed
+        if name in self.late_vars:
+            raise Deferred(self.late_vars[name])
         if name in self.active:
             cycle = self.active[self.active.index(name) :] + [name]
             self.failed.update(cycle)
@@ -841,12 +916,17 @@ class _Resolver:
         except _Failed:
             self.failed.add(name)
             raise
+        except Deferred as needed:
+            self.late_vars[name] = needed.name
+            raise
         finally:
             self.active.pop()
         self.values[name] = value
         return value
 
     def _check_result(self, result: Any, pointer: str) -> None:
+        if isinstance(result, Inferred):
+            raise ExpressionError(f"{_type_name(result)} is not a value itself")
         size = value_size(result, MAX_RESULT_SIZE)
         if size > MAX_RESULT_SIZE:
             raise ExpressionError(f"result has more than {MAX_RESULT_SIZE} values")
@@ -859,6 +939,165 @@ class _Resolver:
     def _report(self, pointer: str, message: str) -> None:
         line, col = self.source.position(pointer) or (None, None)
         self.diagnostics.append(Diagnostic(self.source.path, pointer, message, line, col, "expression"))
+
+
+def _not_known_yet(needed: str, holder: str) -> str:
+    if "full" in (needed, holder):
+        return "a full model has no inferred values to read, and its params cannot read any"
+    if needed == holder:
+        return f"reference cycle: the {holder}'s params cannot read {needed}.…, which the compiler infers from them"
+    return (
+        f"{needed}.… is not known when the {holder} is built: values flow input → backbone → neck → head, "
+        f"so a {holder} can only read what comes before it"
+    )
+
+
+def _shown_value(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+class LateValues:
+    """The document values that read inferred values, resolved by the compiler component by component.
+
+    The compiler calls :meth:`resolve` just before it builds the component at ``holder`` (a JSON pointer such as
+    ``/model/architecture/neck``), with the :class:`Inferred` records of the components built so far; the result
+    is checked against the schema and the component's own rules before the compiler uses it.
+    """
+
+    def __init__(self, resolver: _Resolver, document: Any) -> None:
+        self._resolver = resolver
+        self._document = document
+        self.texts: dict[str, str] = dict(resolver.late)  # pointer -> expression text
+        self.resolved: dict[str, Any] = {}
+
+    @property
+    def pointers(self) -> list[str]:
+        return list(self.texts)
+
+    def under(self, holder: str) -> list[str]:
+        return [pointer for pointer in self.texts if pointer.startswith(holder + "/")]
+
+    def evaluate(self, holder: str, inferred: dict[str, dict[str, list[int]]]) -> dict[str, Any]:
+        """pointer -> value for every late value under ``holder``; raises :class:`LateError` on the first failure."""
+        records = {name: Inferred(name, dict(values)) for name, values in inferred.items()}
+        architecture = self._document["model"]["architecture"]
+        present = {kind for kind in GRAPH_NAMES if isinstance(architecture.get(kind), dict)}
+        out = {}
+        for pointer in self.under(holder):
+            text = self.texts[pointer]
+            scope = _LateScope(self._resolver, records, holder, present)
+            try:
+                node = parse_expression(text[1:])
+                result = evaluate(node, scope.lookup)
+                self._resolver._check_result(result, pointer)
+            except ExpressionError as exc:
+                raise LateError(pointer, _locate_in(exc, text)) from None
+            out[pointer] = _copy(result)
+        self.resolved.update(out)
+        return out
+
+    def resolve(self, holder: str, inferred: dict[str, dict[str, list[int]]]) -> dict[str, Any]:
+        """:meth:`evaluate`, then the values are checked as if written in the spec (schema, the component's rules);
+        the compiler's entry point. Problems raise the compiler's ``CompileError`` at the value's pointer."""
+        from ..compiler import CompileError  # the compiler calls this; it never imports the spec package itself
+        from ._validate import late_problems
+
+        try:
+            values = self.evaluate(holder, inferred)
+        except LateError as exc:
+            raise CompileError(exc.pointer, exc.message) from None
+        pending = [pointer for pointer in self.texts if pointer not in self.resolved]
+        for pointer, message in late_problems(self.document(), holder, list(values), pending):
+            origin = next((p for p in values if pointer == p or pointer.startswith(p + "/")), None)
+            if origin is not None:
+                message += f" ({self.texts[origin]} gave {_shown_value(values[origin])})"
+            raise CompileError(pointer, message)
+        return values
+
+    def document(self) -> Any:
+        """The document with every value resolved so far in place (for validation)."""
+        document = _copy(self._document)
+        for pointer, value in self.resolved.items():
+            _set(document, pointer, value)
+        return document
+
+
+class LateError(Exception):
+    def __init__(self, pointer: str, message: str) -> None:
+        self.pointer, self.message = pointer, message
+        super().__init__(f"{pointer}: {message}")
+
+
+class _LateScope:
+    """Names during late evaluation: graph records of the components built so far, and vars (late ones are
+    evaluated again here, with the records; cycles among them are named, never looped on)."""
+
+    def __init__(self, resolver: _Resolver, records: dict[str, Inferred], holder: str, present: set[str]) -> None:
+        self.resolver, self.records, self.holder = resolver, records, holder.rsplit("/", 1)[-1]
+        self.present = present  # the components the spec has
+        self.values: dict[str, Any] = {}
+        self.active: list[str] = []
+
+    def lookup(self, name: str, node: Reference) -> Any:
+        if name in GRAPH_NAMES:
+            if name not in self.present:
+                raise ExpressionError(f"this spec has no {name}", node.line, node.column)
+            if name not in self.records:
+                raise ExpressionError(_not_known_yet(name, self.holder), node.line, node.column)
+            return self.records[name]
+        resolver = self.resolver
+        if name in resolver.values:
+            return resolver.values[name]
+        if name not in resolver.late_vars:  # unknown or failed vars were reported before the compiler ran
+            raise ExpressionError(_unknown_name(name, list(resolver.definitions)), node.line, node.column)
+        if name in self.values:
+            return self.values[name]
+        if name in self.active:
+            cycle = self.active[self.active.index(name) :] + [name]
+            raise ExpressionError(f"reference cycle: {' -> '.join(cycle)}", node.line, node.column)
+        self.active.append(name)
+        try:
+            value = self._value(resolver.definitions[name], name)
+        except _InVar as exc:
+            if self.active != [name]:
+                raise
+            raise ExpressionError(exc.message, node.line, node.column) from None  # at the outermost use
+        finally:
+            self.active.pop()
+        self.values[name] = value
+        return value
+
+    def _value(self, value: Any, var: str) -> Any:
+        if isinstance(value, dict):
+            return {key: self._value(item, var) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._value(item, var) for item in value]
+        if isinstance(value, str) and value.startswith("=="):
+            return value[1:]
+        if isinstance(value, str) and value.startswith("="):
+            try:
+                return evaluate(parse_expression(value[1:]), self.lookup)
+            except _InVar:
+                raise
+            except ExpressionError as exc:  # located in the var's own text, then reported where the var is used
+                raise _InVar(f"in var {var!r}: {_locate_in(exc, value)}") from None
+        return value
+
+
+class _InVar(ExpressionError):
+    """A late var failed; its message already says where inside the var."""
+
+
+def _set(document: Any, pointer: str, value: Any) -> None:
+    tokens = [token.replace("~1", "/").replace("~0", "~") for token in pointer.split("/")[1:]]
+    target = document
+    for token in tokens[:-1]:
+        target = target[int(token)] if isinstance(target, list) else target[token]
+    if isinstance(target, list):
+        target[int(tokens[-1])] = value
+    else:
+        target[tokens[-1]] = value
 
 
 def _copy(value: Any) -> Any:

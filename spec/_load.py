@@ -62,6 +62,9 @@ class Source:
     data: Any
     path: str
     positions: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # pointer -> (line, col), 1-based
+    # Values that read what the compiler infers (``=backbone.channels[-1]``): a ``LateValues`` from
+    # ``resolve_expressions``, resolved while the compiler walks the graph; None when there are none.
+    late: Any = field(default=None, compare=False)
 
     def position(self, pointer: str) -> tuple[int, int] | None:
         """Position of ``pointer``, or of its nearest ancestor written in the file."""

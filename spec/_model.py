@@ -49,6 +49,9 @@ class ModelSpec:
     losses: tuple[LossSpec, ...] = ()
     postprocessor: dict[str, Any] = field(default_factory=dict)
     path: str = "<string>"
+    # Param values that read what the compiler infers (``=backbone.channels[-1]``), still as text in ``components``:
+    # the compiler resolves them component by component (see ``npc.spec._expressions.LateValues``).
+    late: Any = field(default=None, compare=False, repr=False)
 
     @property
     def is_full(self) -> bool:
@@ -58,8 +61,10 @@ class ModelSpec:
         return next((c for c in self.components if c.kind == kind), None)
 
 
-def normalise(document: dict[str, Any], path: str = "<string>") -> ModelSpec:
-    """A schema-valid document → :class:`ModelSpec`. Call only after :func:`validate` reported no errors."""
+def normalise(document: dict[str, Any], path: str = "<string>", late: Any = None) -> ModelSpec:
+    """A schema-valid document → :class:`ModelSpec`. Call only after :func:`validate` reported no errors.
+
+    ``late``: the source's :class:`~._expressions.LateValues` (``Source.late``), when values read inferred ones."""
     model = document["model"]
     return ModelSpec(
         task=model["task"],
@@ -70,6 +75,7 @@ def normalise(document: dict[str, Any], path: str = "<string>") -> ModelSpec:
         losses=tuple(_loss(i, loss) for i, loss in enumerate(model.get("losses") or [])),
         postprocessor=dict((model.get("postprocessor") or {}).get("params") or {}),
         path=path,
+        late=late,
     )
 
 

@@ -20,7 +20,7 @@ from ._diagnostics import Diagnostic
 from ._load import Source, pointer_join
 from ._migrate import RENAMED_COMPONENTS, RENAMED_PARAMS
 
-__all__ = ["validate"]
+__all__ = ["late_problems", "validate"]
 
 Problem = tuple[str, str]  # (JSON pointer, message)
 
@@ -34,8 +34,12 @@ def _validator() -> Draft202012Validator:
 
 
 def validate(source: Source) -> list[Diagnostic]:
-    schema_problems = _without_echoes(list(_schema_problems(source.data)))
-    broken = {pointer for pointer, _ in schema_problems}
+    late = source.late.pointers if source.late is not None else []
+    # A value that reads inferred ones is still its text here: the compiler checks it once resolved.
+    schema_problems = [
+        problem for problem in _without_echoes(list(_schema_problems(source.data))) if not _at_any(problem[0], late)
+    ]
+    broken = {pointer for pointer, _ in schema_problems} | set(late)
     semantic = list(_semantic_problems(source.data, broken)) if isinstance(source.data, dict) else []
     diagnostics = [_locate(source, pointer, message, "schema") for pointer, message in _unique(schema_problems)] + [
         _locate(source, pointer, message, "semantic") for pointer, message in _unique(semantic)
@@ -51,13 +55,36 @@ def _graph_problems(source: Source) -> Iterator[Problem]:
     from ..compiler import CompileError, compile_graph  # the passes only: no emission, no torch
     from ._model import normalise
 
-    spec = normalise(source.data, source.path)
-    if any(registry.get(c.kind, c.name).template is None for c in spec.components):
+    spec = normalise(source.data, source.path, source.late)
+    stuck = [c for c in spec.components if registry.get(c.kind, c.name).template is None]
+    if stuck and source.late is not None:  # nothing would infer the values these read
+        yield (
+            source.late.pointers[0],
+            f"reads inferred values, but {stuck[0].kind} {stuck[0].name!r} cannot be compiled",
+        )
+        return
+    if stuck:
         return
     try:
         compile_graph(spec)
     except CompileError as exc:
         yield exc.pointer, exc.message
+
+
+def _at_any(pointer: str, roots: list[str]) -> bool:
+    return any(pointer == root or pointer.startswith(root + "/") for root in roots)
+
+
+def late_problems(document: dict, holder: str, resolved: list[str], pending: list[str]) -> list[Problem]:
+    """Problems with the values just resolved under ``holder`` (a component's pointer): schema errors at them and
+    the component's own rules, in a document where they are in place and ``pending`` values are not yet."""
+    problems = [p for p in _without_echoes(list(_schema_problems(document))) if _at_any(p[0], resolved)]
+    if problems:
+        return problems
+    model = document["model"]
+    kind = holder.rsplit("/", 1)[-1]
+    node = model["architecture"][kind]
+    return list(_component_problems(kind, node, holder, model.get("task"), set(pending)))
 
 
 def _without_echoes(problems: list[Problem]) -> list[Problem]:

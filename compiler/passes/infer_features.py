@@ -6,6 +6,8 @@ A backbone is expanded into one graph node per stage; the stages it hands on (``
 
 from __future__ import annotations
 
+import copy
+
 import networkx as nx
 
 from .. import _registry as registry
@@ -16,8 +18,11 @@ Source = tuple[str, registry.Feature]  # (graph node the feature leaves from, th
 
 def infer_features(graph: nx.DiGraph) -> None:
     sources: list[Source] = [(INPUT, IMAGE)]
+    inferred: dict[str, dict[str, list[int]]] = {}  # what expressions may read: `=backbone.channels[-1]`
     for node in components(graph):
+        _resolve_late_values(graph, node, inferred)
         node.built = _build(node, sources, graph)
+        inferred[node.kind] = _inferred_record(node.built)
         graph.remove_edges_from(list(graph.in_edges(node.kind)))
         entry = _expand_stages(graph, node) if node.built.stages else node.kind
         for source, feature in sources:
@@ -26,6 +31,36 @@ def infer_features(graph: nx.DiGraph) -> None:
     if graph.has_node(POSTPROCESSOR):  # detection: the head's raw predictions, by the keys the peer uses
         head = components(graph)[-1]
         graph.edges[head.kind, POSTPROCESSOR]["outputs"] = list(head.built.output_keys)
+
+
+def _inferred_record(built: registry.Built) -> dict[str, list[int]]:
+    record = {
+        "channels": [feature.channels for feature in built.outputs],
+        "strides": [feature.stride for feature in built.outputs],
+    }
+    if built.stages:
+        record["stage_channels"] = [feature.channels for feature in built.stages]
+        record["stage_strides"] = [feature.stride for feature in built.stages]
+    return record
+
+
+def _resolve_late_values(graph: nx.DiGraph, node: Node, inferred: dict[str, dict[str, list[int]]]) -> None:
+    """Put the values of this component's params that read inferred ones (``=backbone.channels[-1]``) in place,
+    now that the components before it are built. The spec side evaluates and checks them (``late.resolve``
+    raises a located CompileError); they are recorded in ``graph.graph["late_values"]`` for the emitted comments."""
+    late = graph.graph.get("late")
+    if late is None or not late.under(node.pointer):
+        return
+    values = late.resolve(node.pointer, inferred)
+    node.raw_params, node.stage_params = copy.deepcopy(node.raw_params), copy.deepcopy(node.stage_params)
+    for pointer, value in values.items():
+        kind, *path = [t.replace("~1", "/").replace("~0", "~") for t in pointer[len(node.pointer) + 1 :].split("/")]
+        container = node.raw_params if kind == "params" else node.stage_params
+        for token in path[:-1]:
+            container = container[int(token)] if isinstance(container, list) else container[token]
+        container[int(path[-1]) if isinstance(container, list) else path[-1]] = value
+        graph.graph.setdefault("late_values", {})[pointer] = (late.texts[pointer], value)
+    node.params = node.family.resolve_params(node.raw_params)
 
 
 def _build(node: Node, sources: list[Source], graph: nx.DiGraph) -> registry.Built:

@@ -244,7 +244,7 @@ HOSTILE = {
     "getattr(w, 'x')": "unknown function 'getattr'",
     "w.__class__": "attribute access (w.__class__) is not supported",
     "[].__class__.__bases__": "attribute access ((...).__class__.__bases__) is not supported",
-    "backbone.out_channels": "references to values the compiler infers (backbone.out_channels) are not supported yet",
+    "backbone.out_channels": "backbone.… is inferred by the compiler: such values can only be used in the params",
     "__builtins__": "unknown variable '__builtins__'",
     "lambda: 1": "missing operator between values",
     "10 ** 100": "result of '**' would exceed 1e+12",
