@@ -6,6 +6,7 @@ class mask (segmentation) or boxes (detection, through the model.py's ``build_po
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._checkpoint import apply_weights, load_weights
+from ._checkpoint import apply_weights, atomic_write, atomic_write_text, load_weights
 from ._config import RunConfig
 from ._data import Preprocess, _open_image, _pil, build_data
 from ._errors import EXIT_USAGE, DataError, RunError
@@ -172,16 +173,19 @@ def predict_images(
     for folder in (mask_dir, keypoint_dir):
         if folder is not None:
             Path(folder).mkdir(parents=True, exist_ok=True)
+    names_used = OutputNames()
     out = []
     for image in images:
         if not Path(image).is_file():
             raise DataError(f"{image}: image not found", EXIT_USAGE)
         if task == "pose_estimation":
-            out.append(_pose(loaded, preprocess, image, keypoint_dir))
+            stem = Path(keypoint_dir) / names_used.stem(image) if keypoint_dir is not None else None
+            out.append(_pose(loaded, preprocess, image, stem))
             continue
         x = preprocess.image(image).unsqueeze(0).to(loaded.device)
         if task == "segmentation":
-            out.append(_segment(loaded, x, image, mask_dir))
+            target = Path(mask_dir) / f"{names_used.stem(image)}.png" if mask_dir is not None else None
+            out.append(_segment(loaded, x, image, target))
             continue
         if task == "detection":
             out.append(_detect(loaded, x, image, min_score))
@@ -195,7 +199,24 @@ def predict_images(
     return out
 
 
-def _segment(loaded: Loaded, x: torch.Tensor, image: str, mask_dir: str | Path | None) -> dict[str, Any]:
+class OutputNames:
+    """File stems for what predict writes per image: the image's stem with anything but letters, digits, ``.``,
+    ``-`` and ``_`` replaced by ``_`` (no hidden files either), and ``-2``, ``-3``... when two images share a stem
+    (``a/img.png`` and ``b/img.png``), so no output overwrites another from the same call."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def stem(self, image: str | Path) -> str:
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(image).stem).lstrip(".") or "image"
+        stem, index = base, 2
+        while stem.lower() in self.used:  # case-insensitive: macOS and Windows file systems are
+            stem, index = f"{base}-{index}", index + 1
+        self.used.add(stem.lower())
+        return stem
+
+
+def _segment(loaded: Loaded, x: torch.Tensor, image: str, mask_path: Path | None) -> dict[str, Any]:
     width, height = _open_image(image).size
     logits = loaded.model(x)["pred"].float()
     logits = torch.nn.functional.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
@@ -206,10 +227,10 @@ def _segment(loaded: Loaded, x: torch.Tensor, image: str, mask_dir: str | Path |
         "image": image,
         "classes": {loaded.class_names[i]: c / total for i, c in enumerate(counts) if c},
     }
-    if mask_dir is not None:
-        target = Path(mask_dir) / f"{Path(image).stem}.png"
-        _pil().Image.fromarray(mask.to(torch.uint8).numpy()).save(target)  # 8-bit grey: class indices
-        record["mask"] = str(target)
+    if mask_path is not None:
+        picture = _pil().Image.fromarray(mask.to(torch.uint8).numpy())  # 8-bit grey: class indices
+        atomic_write(mask_path, lambda tmp: picture.save(tmp, format="PNG"))
+        record["mask"] = str(mask_path)
     return record
 
 
@@ -228,7 +249,7 @@ def _detect(loaded: Loaded, x: torch.Tensor, image: str, min_score: float) -> di
     return {"image": image, "detections": detections}
 
 
-def _pose(loaded: Loaded, preprocess: Any, image: str, keypoint_dir: str | Path | None) -> dict[str, Any]:
+def _pose(loaded: Loaded, preprocess: Any, image: str, stem: Path | None) -> dict[str, Any]:
     from ._data_pose import save_keypoint_drawing
     from ._metrics import decode_simcc
 
@@ -247,10 +268,7 @@ def _pose(loaded: Loaded, preprocess: Any, image: str, keypoint_dir: str | Path 
         for i, (xy, score) in enumerate(zip(positions, scores[0].cpu()))
     ]
     record: dict[str, Any] = {"image": image, "keypoints": found}
-    if keypoint_dir is not None:
-        from ._checkpoint import atomic_write_text
-
-        stem = Path(keypoint_dir) / Path(image).stem
+    if stem is not None:
         atomic_write_text(f"{stem}.keypoints.json", json.dumps(record, indent=2) + "\n")
         save_keypoint_drawing(image, found, f"{stem}.keypoints.png")
         record["json"], record["drawing"] = f"{stem}.keypoints.json", f"{stem}.keypoints.png"

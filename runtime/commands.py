@@ -235,6 +235,7 @@ def _train(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ._distributed import requested
+    from ._infer import OutputNames
     from ._train import TrainOptions, train
 
     console = Console()
@@ -243,7 +244,7 @@ def _train(args: argparse.Namespace) -> int:
         raise RunError("under torchrun, give the run folder with --out", EXIT_USAGE)
     resume = Path(args.resume) if args.resume else None
     resuming = resume is not None or bool(config.spec.checkpoint.optimizer_path)
-    out = Path(args.out) if args.out else _fresh_folder(Path("runs") / Path(args.spec).stem.replace(".", "-"))
+    out = Path(args.out) if args.out else _fresh_folder(Path("runs") / OutputNames().stem(args.spec).replace(".", "-"))
     if place.is_main and not resuming and out.is_dir() and any((out / name).exists() for name in RUN_OUTPUTS):
         _check_data(config)  # bad data must not cost the previous run its files
         console.print(f"[yellow]note:[/] replacing the previous run in {out}", highlight=False)

@@ -105,15 +105,18 @@ def test_train_evaluate_predict(capsys, tmp_path, task):
     assert code == 0 and ("mIoU" in out if task == "segmentation" else "mAP50" in out)
 
     image = _shape_png(tmp_path / "shape.png")
+    (tmp_path / "other").mkdir()
+    twin = _shape_png(tmp_path / "other" / "shape.png")  # same file name: its mask must not overwrite the first
     masks = tmp_path / "masks"
-    code, out, err = _cli(capsys, "predict", run, image, "--format", "json", "--masks", masks, "--min-score", "0")
+    code, out, err = _cli(capsys, "predict", run, image, twin, "--format", "json", "--masks", masks, "--min-score", "0")
     assert code == 0, err
-    (record,) = json.loads(out)
+    record, _ = json.loads(out)
     if task == "segmentation":
         from PIL import Image
 
         assert sum(record["classes"].values()) == pytest.approx(1.0)
         assert Image.open(masks / "shape.png").size == (48, 48)
+        assert sorted(p.name for p in masks.iterdir()) == ["shape-2.png", "shape.png"]
     else:
         assert isinstance(record["detections"], list)
         for found in record["detections"]:
