@@ -246,6 +246,19 @@ def _split_paths(config: dict[str, Any], split: str) -> tuple[str | None, str | 
     return node.get("image"), node.get("label")
 
 
+def split_sources(config: dict[str, Any], split: str, labels: str) -> tuple[str, str] | None:
+    """The split's (image folder, label path) as written, both required; None for a valid split the data does
+    not name (it is then held out of train). ``labels`` says what the label path holds, for the error."""
+    image_dir, label = _split_paths(config, split)
+    if image_dir is None and label is None and split == "valid":
+        return None
+    if image_dir is None or label is None:
+        missing = "image" if image_dir is None else "label"
+        wanted = "a folder of images" if missing == "image" else labels
+        raise DataError(f"data.path.{split}.{missing}: required ({wanted})", EXIT_USAGE)
+    return image_dir, label
+
+
 def _folder(root: Path, relative: str, what: str) -> Path:
     folder = root / relative
     if not folder.is_dir():

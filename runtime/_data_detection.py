@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ._bad_samples import BadSamples, SampleError
-from ._data import IMAGE_SUFFIXES, DataBundle, Preprocess, _folder, _holdout, _root, _split_paths, check_image
+from ._data import IMAGE_SUFFIXES, DataBundle, Preprocess, _folder, _holdout, _root, check_image, split_sources
 from ._data_segmentation import SHAPES_MEAN, SHAPES_STD, shape_split_seed
 from ._errors import EXIT_USAGE, DataError
 from ._shapes import SHAPE_NAMES, generate_shapes
@@ -108,13 +108,10 @@ def _files(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
     per_split: dict[str, list[Item]] = {}
     notes: list[str] = []
     for split in dict.fromkeys([*splits, "train"] if "valid" in splits else splits):
-        image_dir, label = _split_paths(config, split)
-        if image_dir is None and label is None and split == "valid":
-            continue
-        if image_dir is None or label is None:
-            missing = "image" if image_dir is None else "label"
-            what = "a COCO JSON file" if coco else "a folder of YOLO .txt files"
-            raise DataError(f"data.path.{split}.{missing}: required ({'images' if missing == 'image' else what})", 2)
+        sources = split_sources(config, split, "a COCO JSON file" if coco else "a folder of YOLO .txt files")
+        if sources is None:
+            continue  # held out of train below
+        image_dir, label = sources
         images = _folder(root, image_dir, f"data.path.{split}.image")
         if coco:
             candidates, coco_names = _read_coco(root / label, images)

@@ -40,8 +40,8 @@ from ._data import (
     _open_image,
     _pil,
     _root,
-    _split_paths,
     check_image,
+    split_sources,
 )
 from ._errors import EXIT_USAGE, DataError
 
@@ -280,12 +280,10 @@ def _local(config: dict[str, Any], splits: Sequence[str], height: int, width: in
     bad = BadSamples.from_config(config)
     check = _image_check()
     for split in dict.fromkeys([*splits, "train"] if "valid" in splits else splits):
-        image_dir, label_dir = _split_paths(config, split)
-        if image_dir is None and label_dir is None and split == "valid":
+        sources = split_sources(config, split, "a folder of .txt labels")
+        if sources is None:
             continue  # held out of train below
-        if image_dir is None or label_dir is None:
-            missing = "image" if image_dir is None else "label"
-            raise DataError(f"data.path.{split}.{missing}: required (a folder of images / of .txt labels)", EXIT_USAGE)
+        image_dir, label_dir = sources
         images = _folder(root, image_dir, f"data.path.{split}.image")
         labels = _folder(root, label_dir, f"data.path.{split}.label")
         people, unlabelled = _people(images, labels, names)

@@ -31,8 +31,8 @@ from ._data import (
     _open_image,
     _pil,
     _root,
-    _split_paths,
     check_image,
+    split_sources,
 )
 from ._errors import EXIT_USAGE, DataError
 from ._shapes import SHAPE_NAMES, generate_shapes
@@ -215,12 +215,10 @@ def _local(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
     bad = BadSamples.from_config(config)
     datasets: dict[str, Dataset] = {}
     for split in dict.fromkeys([*splits, "train"] if "valid" in splits else splits):
-        image_dir, mask_dir = _split_paths(config, split)
-        if image_dir is None and mask_dir is None and split == "valid":
+        sources = split_sources(config, split, "a folder of masks")
+        if sources is None:
             continue  # held out of train below
-        if image_dir is None or mask_dir is None:
-            missing = "image" if image_dir is None else "label"
-            raise DataError(f"data.path.{split}.{missing}: required (a folder of images / of masks)", EXIT_USAGE)
+        image_dir, mask_dir = sources
         images = _folder(root, image_dir, f"data.path.{split}.image")
         masks = _folder(root, mask_dir, f"data.path.{split}.label")
         candidates = _pairs(images, masks)
