@@ -111,8 +111,14 @@ class RunConfig:
 
     def resolved_document(self) -> dict[str, Any]:
         """What ``resolved.yaml`` holds: a spec file ``npc train`` accepts again."""
+        model = self.spec_source.data.get("model")
+        if self.spec.late is not None:  # values that read inferred ones, as the compiler resolved them (vars are gone)
+            from ..compiler import compile_graph
+
+            compile_graph(self.spec)
+            model = self.spec.late.document().get("model")
         document = {
-            "model": copy.deepcopy(self.spec_source.data.get("model")),
+            "model": copy.deepcopy(model),
             "training": copy.deepcopy(self.training),
             "data": copy.deepcopy(self.data),
         }
@@ -138,6 +144,7 @@ def load_run_config(
         else spec_source.data,
         spec_source.path,
         spec_source.positions,
+        late=spec_source.late,  # values reading inferred ones (`=backbone.channels[-1]`): the compiler resolves them
     )
     diagnostics = validate(model_source)
 
@@ -263,6 +270,10 @@ def pose_input_size(spec: ModelSpec) -> list[int]:
     """(height, width) of a pose model's input: the rtmcc head's ``target_size`` (its compiled size needs it)."""
     head = spec.component("head")
     size = (head.params or {}).get("target_size") if head is not None else None
+    if head is not None and spec.late is not None and spec.late.under(head.pointer):
+        from ..compiler import compile_graph  # the value may read inferred ones: take it as the compiler built it
+
+        size = compile_graph(spec).graph["components"]["head"].params.get("target_size")
     return [int(v) for v in size] if size else [256, 256]  # 256x256: rtmcc's default target_size
 
 

@@ -177,3 +177,29 @@ def test_a_model_file_that_fails_to_import_is_named(capsys, write_spec, tmp_path
         capsys, "train", write_spec(ONE_EPOCH, DIGITS_16), "--model-py", model_py, "--out", tmp_path / "run"
     )
     assert code == 1 and f"{tmp_path / 'run' / 'model.py'}:4: importing the model failed: SyntaxError" in err
+
+
+def test_a_spec_reading_inferred_values_trains_and_its_resolved_yaml_trains_again(capsys, tmp_path):
+    """`=backbone.channels[-1] // 2` through `npc train`: the compiled head gets 4, and resolved.yaml (a spec
+    npc train accepts again, with `vars` gone) holds that number instead of a formula that needed the vars."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "vars: {width: 8}\n"
+        "model:\n  task: classification\n  name: inferred\n  architecture:\n"
+        "    backbone:\n      name: resnet\n      params: {block_type: basicblock, norm_type: batch_norm}\n"
+        "      stage_params: [{channels: =width, num_blocks: 1}]\n"
+        "    head:\n      name: fc\n"
+        "      params: {num_layers: 2, act_type: relu, intermediate_channels: '=backbone.channels[-1] // 2'}\n"
+        "training: {epochs: 1, batch_size: 128, optimizer: {name: adamw, lr: 0.01}}\n"
+        "data: {format: digits, image_size: 16}\n"
+    )
+    run = tmp_path / "run"
+    code, _, err = _cli(capsys, "train", spec, "--out", run, "--no-tensorboard")
+    assert code == 0, err
+    assert "intermediate_channels=4," in (run / "model.py").read_text()
+    from npc.spec import load_file
+
+    resolved = load_file(run / "resolved.yaml").data
+    assert resolved["model"]["architecture"]["head"]["params"]["intermediate_channels"] == 4
+    code, _, err = _cli(capsys, "train", run / "resolved.yaml", "--out", tmp_path / "again", "--no-tensorboard")
+    assert code == 0, err
