@@ -1,6 +1,7 @@
 """Crash safety: `npc train` killed with SIGKILL at random moments leaves a run that resumes to the very weights
 of an uninterrupted run, and never a checkpoint that does not load (checkpoints are written to a temp file and
-renamed). N = 10 kills, at seeded random moments spread over the whole run."""
+renamed). N = 10 kills, at seeded random moments spread over the whole run. Training augments its batches
+(kornia, drawn per (seed, epoch, step)), so the resumed runs must also replay the same augmentations."""
 
 import os
 import random
@@ -23,7 +24,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
 def _train_command(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "npc", "train", str(SPEC), "--out", str(out), "--epochs", "4",
-            "--data", str(out.parent / "data.yaml"), "--no-tensorboard", "--device", "cpu", *extra]  # fmt: skip
+            "--data", str(out.parent / "data.yaml"), "--augmentation", str(out.parent / "augmentation.yaml"),
+            "--no-tensorboard", "--device", "cpu", *extra]  # fmt: skip
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess:
@@ -40,6 +42,10 @@ def _final(folder: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_sigkill_at_any_moment_then_resume_gives_the_uninterrupted_weights(tmp_path):
     (tmp_path / "data.yaml").write_text("data:\n  format: digits\n  image_size: 16\n")
+    (tmp_path / "augmentation.yaml").write_text(
+        "augmentation:\n  train:\n    - {name: randomresizedcrop, size: 16, scale: [0.6, 1.0]}\n"
+        "    - {name: randomhorizontalflip, p: 0.5}\n"
+    )
     started = time.monotonic()
     _run(_train_command(tmp_path / "reference"))
     duration = time.monotonic() - started
