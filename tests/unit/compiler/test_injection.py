@@ -124,3 +124,22 @@ def test_a_hostile_model_name_becomes_a_plain_identifier():
     emitted = compile_spec(normalise(source.data, "x.json")).source
     _check_inert(emitted)
     assert "class ImportOsOsSystemEchoPwned(nn.Module):" in emitted
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=hostile_text)
+def test_hostile_text_in_an_inferred_value_expression_stays_an_inert_comment(value):
+    """The expression text of a value that reads inferred ones is echoed into model.py as a comment: whatever a
+    string inside it holds (newlines, quotes, template syntax), it stays one comment line."""
+    from npc.spec import resolve_expressions
+
+    document = copy.deepcopy(BASE)
+    text = f"=backbone.channels[-1] + len({json.dumps(value)}) * 0"  # reads the backbone first: always deferred
+    document["model"]["architecture"]["head"]["params"]["intermediate_channels"] = text
+    source, diagnostics = resolve_expressions(load_text(json.dumps(document), "x.json", is_json=True))
+    if diagnostics or validate(source):
+        return  # an expression the language refuses (e.g. too long) is reported, not emitted
+    emitted = compile_spec(normalise(source.data, source.path, source.late), spec_sha256="ab" * 32).source
+    _check_inert(emitted)
+    notes = [line for line in emitted.splitlines() if "params/intermediate_channels = " in line]
+    assert len(notes) == 1 and notes[0].lstrip().startswith("#   params/intermediate_channels = 16 from =")
