@@ -59,6 +59,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "ema": None,
     "max_norm": None,
     "sync_bn": False,  # under torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)
+    "mixed_precision": False,  # true: float16 autocast + GradScaler on CUDA (bfloat16 on CPU); or name the dtype
 }
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "adamw": {"lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.01, "eps": 1e-8, "no_bias_decay": False},

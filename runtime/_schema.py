@@ -125,6 +125,11 @@ TRAINING_SCHEMA: dict[str, Any] = {
         ),
         "ema": _doc(_named(EMA_KINDS, _EMA_KEYS, nullable=True), "exponential moving average of the weights"),
         "max_norm": _doc({"type": ["number", "null"], "exclusiveMinimum": 0}, "gradient clipping by global norm"),
+        "mixed_precision": _doc(
+            {"enum": [False, True, "float16", "bfloat16"]},
+            "autocast the forward pass: true is float16 with a gradient scaler on CUDA, bfloat16 on CPU "
+            "(CPU autocast has no float16); default false",
+        ),
         "sync_bn": _doc(
             {"type": "boolean"},
             "torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm); default false",

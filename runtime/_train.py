@@ -63,6 +63,7 @@ from ._load_model import (
 from ._losses import build_loss
 from ._metrics import LABELS, METRICS, PRIMARY, evaluate, to_device
 from ._optim import ModelEMA, build_optimizer, build_scheduler
+from ._precision import build_precision, to_float32
 from ._report import Reporter, SilentReporter
 
 __all__ = ["Interrupted", "TrainOptions", "TrainResult", "resolve_device", "train"]
@@ -150,6 +151,8 @@ def _train(
     notes = data.notes + loss_notes
     augment = build_augmentation(config.augmentation, task=task, preprocess=data.preprocess, seed=seed, rank=place.rank)
     notes += [augment.note] if augment is not None else []
+    precision = build_precision(training.get("mixed_precision"), device)
+    notes += [precision.note] if precision.note else []
     if head == "anchor_decoupled_head" and data.preprocess.image_size != ANCHOR_LAYOUT_SIZE:
         notes.append(
             f"anchor_decoupled_head lays its anchors out for {ANCHOR_LAYOUT_SIZE}x{ANCHOR_LAYOUT_SIZE} inputs (as "
@@ -205,7 +208,9 @@ def _train(
 
     start_epoch, best_metric, best_epoch = 0, None, None
     if state is not None:
-        start_epoch, best_metric, best_epoch = _resume(state, resume_path, model, optimizer, scheduler, ema, data)
+        start_epoch, best_metric, best_epoch = _resume(
+            state, resume_path, model, optimizer, scheduler, ema, data, precision.scaler
+        )
         if state.get("epochs") not in (None, epochs):
             notes.append(
                 f"training.epochs is {epochs} (was {state['epochs']}): the learning-rate schedule follows {epochs}"
@@ -292,23 +297,26 @@ def _train(
                 if augment is not None:  # on the device, from a generator seeded by (seed, rank, epoch, step)
                     images, target = augment(images, target, epoch=epoch, step=step)
                 feed_targets(target, tuple(images.shape[-2:]))
-                if not checked:  # the first batch: a failing forward pass is most likely a data/model mismatch
-                    out = _first_forward(model, images, run_dir / "model.py")
-                    check_output(out, data.num_classes, len(images), run_dir / "model.py", task, head)
-                    checked = True
-                else:
-                    out = model(images)
-                loss, _ = loss_fn(out, target, tuple(images.shape[-2:]))
+                with precision.autocast():
+                    if not checked:  # the first batch: a failing forward pass is most likely a data/model mismatch
+                        out = _first_forward(model, images, run_dir / "model.py")
+                        check_output(out, data.num_classes, len(images), run_dir / "model.py", task, head)
+                        checked = True
+                    else:
+                        out = model(images)
+                loss, _ = loss_fn(to_float32(out), target, tuple(images.shape[-2:]))  # losses run in float32
                 if not torch.isfinite(loss):
                     raise RunError(
                         f"the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: lower "
                         "training.optimizer.lr or set training.max_norm"
                     )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                precision.scaler.scale(loss).backward()  # without float16 the scaler passes everything through
                 if training.get("max_norm"):  # DDP has averaged the gradients: every rank clips the same ones
+                    precision.scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad], training["max_norm"])
-                optimizer.step()
+                precision.scaler.step(optimizer)  # skips the step when float16 gradients overflowed
+                precision.scaler.update()
                 if ema is not None:
                     ema.update(net)
                 seen += len(images)
@@ -359,6 +367,7 @@ def _train(
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "ema": ema.state_dict() if ema is not None else None,
+                        "grad_scaler": precision.scaler.state_dict(),  # {} unless float16 on CUDA
                         "best_metric": best_metric,
                         "metric": primary,
                         "best_epoch": best_epoch,
@@ -411,7 +420,9 @@ def _first_forward(model: nn.Module, images: torch.Tensor, path: Path) -> Any:
         ) from None
 
 
-def _resume(state, path, model, optimizer, scheduler, ema, data: DataBundle) -> tuple[int, float | None, int | None]:
+def _resume(
+    state, path, model, optimizer, scheduler, ema, data: DataBundle, scaler: torch.amp.GradScaler
+) -> tuple[int, float | None, int | None]:
     if state.get("num_classes") != data.num_classes:
         raise CheckpointError(
             f"{path}: was trained with {state.get('num_classes')} classes; the data has {data.num_classes}"
@@ -422,6 +433,8 @@ def _resume(state, path, model, optimizer, scheduler, ema, data: DataBundle) -> 
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None and state.get("ema"):
             ema.load_state_dict(state["ema"])
+        if scaler.is_enabled() and state.get("grad_scaler"):  # the loss scale it had reached
+            scaler.load_state_dict(state["grad_scaler"])
     except (RuntimeError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: does not fit this model/training setup ({first})") from None

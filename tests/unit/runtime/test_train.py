@@ -215,3 +215,29 @@ def test_fx_model_checkpoint_of_another_kind_is_an_error_not_a_traceback(tmp_pat
     model = import_model(tiny_model_py).build_model(10)
     with pytest.raises(_train.RunError, match="not a torch.fx GraphModule"):
         apply_checkpoint(model, config.spec.checkpoint, trust_pickle=True)
+
+
+def test_mixed_precision_trains_under_bfloat16_autocast_and_resumes_exactly(tmp_path, write_spec, tiny_model_py):
+    """`mixed_precision: true` on CPU is bfloat16 autocast (CUDA: float16 + GradScaler, not testable here): the
+    forward runs in bfloat16, the loss in float32, it still learns, and a resumed run equals a straight one."""
+    spec = write_spec(SMALL + "mixed_precision: true\n", DIGITS_16)
+    _run(spec, tmp_path / "straight", tiny_model_py)
+    _run(write_spec(SMALL, DIGITS_16, name="fp32.yaml"), tmp_path / "fp32", tiny_model_py)
+    losses = {}
+    for run in ("straight", "fp32"):
+        with (tmp_path / run / "metrics.csv").open() as handle:
+            losses[run] = [float(row["train_loss"]) for row in csv.DictReader(handle)]
+    assert losses["straight"][-1] < losses["straight"][0]  # it learns
+    assert losses["straight"] == pytest.approx(losses["fp32"], abs=0.05)  # as float32 does, within bfloat16's noise
+    assert losses["straight"] != losses["fp32"]  # and autocast really ran
+    resolved = (tmp_path / "straight" / "resolved.yaml").read_text()
+    assert "mixed_precision: true" in resolved
+    _run(spec, tmp_path / "split", tiny_model_py, stop_after=1)
+    _run(spec, tmp_path / "split", tiny_model_py, resume=tmp_path / "split")
+    _assert_same_run(tmp_path / "straight", tmp_path / "split")
+
+
+def test_float16_on_cpu_is_refused_with_the_reason(tmp_path, write_spec, tiny_model_py):
+    spec = write_spec(SMALL + "mixed_precision: float16\n", DIGITS_16)
+    with pytest.raises(_train.RunError, match="float16 needs a CUDA device"):
+        _run(spec, tmp_path / "run", tiny_model_py, device="cpu")
