@@ -280,9 +280,9 @@ def pose_input_size(spec: ModelSpec) -> list[int]:
 
 # --- augmentation ----------------------------------------------------------------------------------------------
 
-AUGMENTED_TASKS = ("classification", "segmentation", "detection")
+AUGMENTED_TASKS = ("classification", "segmentation", "detection", "pose_estimation")
 # torchvision's defaults (NetsPresso's transforms wrap torchvision's) for keys a transform leaves out; ``size``
-# left out means data.image_size. Pixel values (fill, value) are in 0..255, as on NetsPresso's PIL images.
+# left out means the data's input size. Pixel values (fill, value) are in 0..255, as on NetsPresso's PIL images.
 TRANSFORM_DEFAULTS: dict[str, dict[str, Any]] = {
     "randomresizedcrop": {"scale": [0.08, 1.0], "ratio": [0.75, 1.3333333333333333], "interpolation": "bilinear"},
     "randomcrop": {"fill": 0},
@@ -293,10 +293,24 @@ TRANSFORM_DEFAULTS: dict[str, dict[str, Any]] = {
     "randomverticalflip": {"p": 0.5},
     "colorjitter": {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0, "p": 1.0},
     "randomerasing": {"p": 0.5, "scale": [0.02, 0.33], "ratio": [0.3, 3.3], "value": 0, "inplace": False},
+    "mosaicdetection": {  # NetsPresso requires every key; these are its documented example (YOLOX's recipe)
+        "mosaic_prob": 1.0,
+        "affine_scale": [0.5, 1.5],
+        "degrees": 10.0,
+        "translate": 0.1,
+        "shear": 2.0,
+        "enable_mixup": True,
+        "mixup_prob": 1.0,
+        "mixup_scale": [0.5, 1.5],
+        "fill": 114,
+        "mosaic_off_duration": 10,
+    },
+    "mixing": {"mixup": None, "cutmix": None, "inplace": False},
     "totensor": {"pixel_range": 1.0},
     "normalize": {},  # mean/std left out: the data's own
 }
-SIZED_TRANSFORMS = ("randomresizedcrop", "randomcrop", "centercrop", "resize", "pad")
+SIZED_TRANSFORMS = ("randomresizedcrop", "randomcrop", "centercrop", "resize", "pad", "mosaicdetection")
+TASK_TRANSFORMS = {"mosaicdetection": ("detection",), "mixing": ("classification",)}  # the others: every task
 
 Problem = tuple[str, str]  # (JSON pointer below the section, message)
 
@@ -306,49 +320,64 @@ def resolve_augmentation(
 ) -> tuple[dict[str, Any] | None, list[Problem]]:
     """The section's ``train``/``inference`` lists with defaults filled and every ``size`` as ``[height, width]``.
 
-    npc's data pipeline has already resized each image to ``data.image_size`` square, so the sizes are followed
-    through each list, which must end at that size (NetsPresso's rule: the final size is ``augmentation.img_size``).
+    npc's data pipeline has already brought each image to the data's input size (``data.image_size`` square, or a
+    pose model's ``data.input_size``), so the sizes are followed through each list, which must end at that size
+    (NetsPresso's rule: the final size is ``augmentation.img_size``).
     """
     if not section:
         return None, []
     if task not in AUGMENTED_TASKS:
         return None, [("", f"npc augments {', '.join(AUGMENTED_TASKS)} batches; not {task}")]
-    side = int(data["image_size"])
+    size, label = _input_size(data)
     problems: list[Problem] = []
-    if section.get("img_size") not in (None, side):
+    img_size = section.get("img_size")
+    if img_size is not None and (img_size, img_size) != size:
         problems.append(
             (
                 "/img_size",
-                f"is {section['img_size']}, but data.image_size is {side}: npc resizes every image to "
-                "data.image_size before augmenting, so the two must be equal",
+                f"is {img_size}, but {label} is {_size_text(size)}: npc brings every image to "
+                f"{label} before augmenting, so img_size must be that (square) size, or left out",
             )
         )
     out: dict[str, Any] = {}
     for phase in ("train", "inference"):
-        transforms = [_with_defaults(t, side) for t in section.get(phase) or []]
-        problems += _follow_sizes(transforms, side, phase)
+        transforms = [_with_defaults(t, size) for t in section.get(phase) or []]
+        problems += _follow_sizes(transforms, size, label, phase)
+        problems += _misplaced_transforms(transforms, task, phase)
         out[phase] = transforms
     return out, problems
 
 
-def _with_defaults(transform: dict[str, Any], side: int) -> dict[str, Any]:
+def _input_size(data: dict[str, Any]) -> tuple[tuple[int, int], str]:
+    """(height, width) every image has when it reaches augmentation, and the data key that sets it."""
+    if data.get("input_size"):  # pose: the rtmcc head's size, maybe not square
+        return (int(data["input_size"][0]), int(data["input_size"][1])), "data.input_size"
+    side = int(data["image_size"])
+    return (side, side), "data.image_size"
+
+
+def _size_text(size: tuple[int, int]) -> str:
+    return f"{size[0]}" if size[0] == size[1] else f"{size[0]}x{size[1]}"
+
+
+def _with_defaults(transform: dict[str, Any], size: tuple[int, int]) -> dict[str, Any]:
     name = transform["name"]
     out = {"name": name, **copy.deepcopy(TRANSFORM_DEFAULTS[name]), **copy.deepcopy(transform)}
     if name in SIZED_TRANSFORMS:
-        size = out.get("size", side)
-        if isinstance(size, list):
-            out["size"] = [size[0], size[-1]]  # [side] means square
+        given = out.get("size", list(size))
+        if isinstance(given, list):
+            out["size"] = [given[0], given[-1]]  # [side] means square
         elif name != "resize":  # resize keeps an int: its meaning depends on resize_criteria
-            out["size"] = [size, size]
+            out["size"] = [given, given]
         else:
-            out["size"] = size
+            out["size"] = given
     return out
 
 
-def _follow_sizes(transforms: list[dict[str, Any]], side: int, phase: str) -> list[Problem]:
+def _follow_sizes(transforms: list[dict[str, Any]], start: tuple[int, int], label: str, phase: str) -> list[Problem]:
     """Track (height, width) through the list; fills in a resize's concrete size; problems where sizes break."""
     problems: list[Problem] = []
-    height, width = side, side
+    height, width = start
     last = f"/{phase}"
     for index, transform in enumerate(transforms):
         name, size, here = transform["name"], transform.get("size"), f"/{phase}/{index}"
@@ -365,18 +394,43 @@ def _follow_sizes(transforms: list[dict[str, Any]], side: int, phase: str) -> li
             transform["size"] = size
         if name == "centercrop" and (size[0] > height or size[1] > width):
             problems.append((here + "/size", f"{size} is larger than the image at this point ({height}x{width})"))
+        if name == "mosaicdetection" and list(size) != [height, width]:
+            problems.append(
+                (
+                    here + "/size",
+                    f"{size}: npc mosaics whole batches, whose images are {height}x{width} at this point, so the "
+                    f"mosaic's size must be [{height}, {width}] (images left unmosaicked keep that size)",
+                )
+            )
         if name == "pad":
             height, width = max(height, size[0]), max(width, size[1])
         else:
             height, width = size
-    if (height, width) != (side, side):
+    if (height, width) != tuple(start):
         problems.append(
             (
                 last,
-                f"the {phase} transforms end at {height}x{width}, but the model is fed data.image_size "
-                f"{side}x{side}: the last size must be {side} (NetsPresso: the final size is augmentation.img_size)",
+                f"the {phase} transforms end at {height}x{width}, but the model is fed {label} "
+                f"{start[0]}x{start[1]}: the last size must be that (NetsPresso: the final size is "
+                "augmentation.img_size)",
             )
         )
+    return problems
+
+
+def _misplaced_transforms(transforms: list[dict[str, Any]], task: str, phase: str) -> list[Problem]:
+    """Transforms made for one task used in another, a ``mixing`` that is not last or mixes nothing."""
+    problems: list[Problem] = []
+    for index, transform in enumerate(transforms):
+        name, here = transform["name"], f"/{phase}/{index}"
+        if task not in TASK_TRANSFORMS.get(name, (task,)):
+            problems.append((here + "/name", f"{name} is for {' and '.join(TASK_TRANSFORMS[name])}; not {task}"))
+        if name != "mixing":
+            continue
+        if index != len(transforms) - 1:
+            problems.append((here, "mixing works on the finished batch: it must be the last transform (as NetsPresso)"))
+        if not (transform.get("mixup") or transform.get("cutmix")):
+            problems.append((here, "mixing needs mixup: [alpha, p] or cutmix: [alpha, p] (both are null)"))
     return problems
 
 

@@ -86,6 +86,7 @@ class DataBundle:
     task: str = "classification"
     collate: Callable | None = field(default=None)  # DataLoader collate_fn; None: torch's default
     bad_samples: BadSamples | None = field(default=None)  # what the on_bad_sample policy did; None: built-in set
+    keypoint_swap: tuple[int, ...] | None = field(default=None)  # pose: each keypoint's mirror twin (flips need it)
 
 
 FORMATS_BY_TASK = {

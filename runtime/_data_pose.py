@@ -48,6 +48,7 @@ from ._errors import EXIT_USAGE, DataError
 __all__ = ["FIGURE_KEYPOINTS", "PosePreprocess", "build_pose", "draw_figure", "save_keypoint_drawing"]
 
 FIGURE_KEYPOINTS = ("head", "neck", "left_hand", "right_hand", "hip", "left_foot", "right_foot")
+FIGURE_SWAP = (0, 1, 3, 2, 4, 6, 5)  # each keypoint's mirror twin: the hands and the feet trade places in a flip
 # (from, to, RGB) per limb; left and right limbs differ in colour, so a figure's sides can be told apart
 FIGURE_LIMBS = (
     (0, 1, (255, 255, 255)),
@@ -225,7 +226,9 @@ def _stick_figures(config: dict[str, Any], splits: Sequence[str], height: int, w
     names = list(FIGURE_KEYPOINTS)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in out.items())
     description = f"stick_figures (generated, {height}x{width}, {len(names)} keypoints; {sizes})"
-    return DataBundle(out, len(names), names, preprocess, True, description, [], "pose_estimation")
+    return DataBundle(
+        out, len(names), names, preprocess, True, description, [], "pose_estimation", keypoint_swap=FIGURE_SWAP
+    )
 
 
 def save_keypoint_drawing(image: str | Path, keypoints: list[dict[str, Any]], target: str | Path) -> None:
@@ -305,7 +308,16 @@ def _local(config: dict[str, Any], splits: Sequence[str], height: int, width: in
     description = f"{config.get('name') or 'local'} (local keypoints, {len(names)} keypoints; {sizes})"
     notes += bad.notes()
     return DataBundle(
-        datasets, len(names), names, preprocess, False, description, notes, "pose_estimation", bad_samples=bad
+        datasets,
+        len(names),
+        names,
+        preprocess,
+        False,
+        description,
+        notes,
+        "pose_estimation",
+        bad_samples=bad,
+        keypoint_swap=_keypoint_swap(config.get("id_mapping"), root, names),
     )
 
 
@@ -353,6 +365,28 @@ def _keypoint_names(mapping: Any, root: Path) -> list[str] | None:
             entry = entry["name"]
         names.append(str(entry))
     return names
+
+
+def _keypoint_swap(mapping: Any, root: Path, names: list[str]) -> tuple[int, ...] | None:
+    """Each keypoint's mirror twin from the peer's ``{name, swap}`` entries (a centre keypoint names itself); None
+    unless every entry gives one. A swap that names no keypoint, or pairs that do not match, stop the run."""
+    if isinstance(mapping, str):
+        mapping = json.loads((root / mapping).read_text(encoding="utf-8"))  # read (and checked) by _keypoint_names
+    if not isinstance(mapping, list) or not all(isinstance(e, dict) and e.get("swap") for e in mapping):
+        return None
+    index = {name: i for i, name in enumerate(names)}
+    swap = []
+    for i, entry in enumerate(mapping):
+        if str(entry["swap"]) not in index:
+            raise DataError(f"data.id_mapping[{i}].swap: {entry['swap']!r} is not a keypoint name (names: {names})")
+        swap.append(index[str(entry["swap"])])
+    for i, twin in enumerate(swap):
+        if swap[twin] != i:
+            raise DataError(
+                f"data.id_mapping[{i}].swap: {names[i]!r} swaps with {names[twin]!r}, but {names[twin]!r} swaps with "
+                f"{names[swap[twin]]!r}; mirror twins must name each other"
+            )
+    return tuple(swap)
 
 
 def _people(image_dir: Path, label_dir: Path, names: list[str] | None) -> tuple[list[Person], int]:

@@ -41,6 +41,8 @@ class CrossEntropy(nn.Module):
         self.loss = nn.CrossEntropyLoss(ignore_index=ignore_index, label_smoothing=label_smoothing)
 
     def forward(self, out: dict[str, Any], target: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        if target.is_floating_point():  # class probabilities (augmentation's mixing): no index to ignore
+            return F.cross_entropy(out["pred"], target, label_smoothing=self.loss.label_smoothing)
         return self.loss(out["pred"], target)
 
 
@@ -67,7 +69,10 @@ class FocalLoss(nn.Module):
 
     def forward(self, out: dict[str, Any], target: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
         logits = out["pred"]
-        one_hot = F.one_hot(target, logits.shape[-1]).to(logits.dtype)
+        if target.is_floating_point():  # class probabilities (augmentation's mixing) are the soft one-hot
+            one_hot = target.to(logits.dtype)
+        else:
+            one_hot = F.one_hot(target, logits.shape[-1]).to(logits.dtype)
         return sigmoid_focal_loss(logits, one_hot, self.alpha, self.gamma).mean()
 
 

@@ -210,8 +210,8 @@ DATA_SCHEMA: dict[str, Any] = {
 
 # --- augmentation ----------------------------------------------------------------------------------------------
 
-# NetsPresso Trainer's transform names that npc maps onto kornia (see runtime/_augment.py); the peer's other
-# transforms (mosaicdetection, mixing, hsvjitter, randomioucrop, ...) are refused by name.
+# NetsPresso Trainer's transform names that npc runs (kornia, plus npc's own batch mosaic and mixing; see
+# runtime/_augment.py); the peer's other transforms (hsvjitter, randomioucrop, ...) are refused by name.
 TRAIN_TRANSFORMS = (
     "randomresizedcrop",
     "randomcrop",
@@ -222,6 +222,8 @@ TRAIN_TRANSFORMS = (
     "randomverticalflip",
     "colorjitter",
     "randomerasing",
+    "mosaicdetection",
+    "mixing",
     "totensor",
     "normalize",
 )
@@ -246,6 +248,11 @@ _HUE = {
     "maxItems": 2,
 }
 _TRIPLE = {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3}
+_SPREAD = {"type": ["number", "array"], "minimum": 0, "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
+_ALPHA_AND_P = _doc(
+    {"type": ["array", "null"], "prefixItems": [_POSITIVE, _PROBABILITY], "minItems": 2, "maxItems": 2},
+    "[alpha, probability per batch]; null: off",
+)
 _TRANSFORM_KEYS: dict[str, dict[str, Any]] = {
     "randomresizedcrop": {
         "size": _SIZE,
@@ -278,6 +285,20 @@ _TRANSFORM_KEYS: dict[str, dict[str, Any]] = {
         "value": _doc(_PIXEL, "erasing value in 0..255 (NetsPresso's null, random noise, is not supported)"),
         "inplace": {"type": "boolean"},
     },
+    "mosaicdetection": {
+        "size": _SIZE,  # must be the size at this point: checked in _config (npc mosaics batches of one size)
+        "mosaic_prob": _PROBABILITY,
+        "affine_scale": _doc(_RANGE, "[min, max] scale of the affine step"),
+        "degrees": _doc(_SPREAD, "rotation: d means [-d, d] degrees, or [min, max]"),
+        "translate": _doc(_SPREAD, "shift: t means [-t, t] times the output size, or [min, max]"),
+        "shear": _doc(_SPREAD, "shear: s means [-s, s] degrees on each axis, or [min, max]"),
+        "enable_mixup": {"type": "boolean"},
+        "mixup_prob": _PROBABILITY,
+        "mixup_scale": _doc(_RANGE, "[min, max] scale of the image mixed in"),
+        "fill": _PIXEL,
+        "mosaic_off_duration": _doc({"type": "integer", "minimum": 0}, "no mosaic in the last this many epochs"),
+    },
+    "mixing": {"mixup": _ALPHA_AND_P, "cutmix": _ALPHA_AND_P, "inplace": {"type": "boolean"}},
     "totensor": {"pixel_range": _doc({"const": 1.0}, "npc feeds the model pixels in 0..1 before normalising")},
     "normalize": {"mean": _TRIPLE, "std": _TRIPLE},
 }

@@ -149,7 +149,16 @@ def _train(
     head = head_name(config)
     loss_fn, loss_notes = build_loss(config.spec.losses, config.spec_source, task=task, head=head)
     notes = data.notes + loss_notes
-    augment = build_augmentation(config.augmentation, task=task, preprocess=data.preprocess, seed=seed, rank=place.rank)
+    augment = build_augmentation(
+        config.augmentation,
+        task=task,
+        preprocess=data.preprocess,
+        seed=seed,
+        rank=place.rank,
+        epochs=epochs,
+        num_classes=data.num_classes,
+        keypoint_swap=data.keypoint_swap,
+    )
     notes += [augment.note] if augment is not None else []
     precision = build_precision(training.get("mixed_precision"), device)
     notes += [precision.note] if precision.note else []

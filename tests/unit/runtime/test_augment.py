@@ -1,7 +1,9 @@
 """Training-time augmentation (``augmentation:`` with NetsPresso transform names, run by kornia on whole batches):
 masks and boxes move exactly with the image, crops keep boxes inside, seeds reproduce, bad configs are located."""
 
+import csv
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +13,8 @@ from npc.runtime._augment import build_augmentation
 from npc.runtime._checkpoint import load_training_state, load_weights
 from npc.runtime._config import load_run_config, resolve_augmentation
 from npc.runtime._data import Preprocess
-from npc.runtime._errors import RunError
+from npc.runtime._data_pose import PosePreprocess, _keypoint_swap
+from npc.runtime._errors import DataError, RunError
 from npc.runtime._train import TrainOptions, train
 from npc.spec import SpecError
 
@@ -160,11 +163,11 @@ def _single_error(spec) -> tuple[str, str, int]:
 
 
 def test_an_unknown_transform_name_is_located_and_lists_the_supported_ones(write_spec):
-    spec = _spec_with(write_spec, "train:\n  - {name: randomhorizontalflip, p: 0.5}\n  - {name: mosaicdetection}\n")
+    spec = _spec_with(write_spec, "train:\n  - {name: randomhorizontalflip, p: 0.5}\n  - {name: hsvjitter}\n")
     pointer, message, line = _single_error(spec)
     assert pointer == "/augmentation/train/1/name"
-    assert spec.read_text().splitlines()[line - 1].strip() == "- {name: mosaicdetection}"
-    assert "'mosaicdetection' is not allowed" in message and "randomresizedcrop" in message and "colorjitter" in message
+    assert spec.read_text().splitlines()[line - 1].strip() == "- {name: hsvjitter}"
+    assert "'hsvjitter' is not allowed" in message and "randomresizedcrop" in message and "colorjitter" in message
 
 
 def test_a_key_the_transform_does_not_take_is_located(write_spec):
@@ -307,3 +310,362 @@ def test_npc_train_takes_a_netspresso_augmentation_file(capsys, tmp_path, task):
     out, _ = capsys.readouterr()
     assert code == 0 and "augmenting" not in out
     assert load_run_config(tmp_path / "plain" / "resolved.yaml").augmentation is None
+
+
+# --- pose -----------------------------------------------------------------------------------------------------
+
+# test_pose.py's tiny rtmcc model on 32x24 inputs; the built-in stick figures come with their swap pairs
+POSE_SPEC = """\
+model:
+  task: pose_estimation
+  name: tiny_rtmpose
+  architecture:
+    backbone:
+      name: mobilenetv3
+      params: ~
+      stage_params:
+        - {in_channels: [8], kernel_sizes: [3], expanded_channels: [16], out_channels: [8], use_se: [false],
+           act_type: [relu], stride: [2]}
+        - {in_channels: [8], kernel_sizes: [3], expanded_channels: [16], out_channels: [16], use_se: [false],
+           act_type: [relu], stride: [2]}
+    head:
+      name: rtmcc
+      params: {conv_kernel: 3, attention_channels: 16, s: 8, expansion_factor: 2, simcc_split_ratio: 2.0,
+               target_size: [32, 24], backbone_stride: 8}
+  losses:
+    - criterion: rtmcc_loss
+training: {epochs: 2, batch_size: 8, num_workers: 0, optimizer: {name: adamw, lr: 0.003}}
+"""
+POSE_SIZE = (32, 24)  # (height, width): pose inputs need not be square
+POSE_PREPROCESS = PosePreprocess(*POSE_SIZE, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+TWINS = (0, 2, 1)  # a centre keypoint, then a left and a right one that trade places in a mirror
+
+
+def _pose_augment(train: list[dict], keypoint_swap=TWINS):
+    resolved, problems = resolve_augmentation({"train": train}, {"input_size": list(POSE_SIZE)}, task="pose_estimation")
+    assert problems == []
+    return build_augmentation(
+        resolved, task="pose_estimation", preprocess=POSE_PREPROCESS, seed=7, keypoint_swap=keypoint_swap
+    )
+
+
+def _pose_scene(count: int = 1):
+    """Keypoints (centre, left, right; the right one unlabelled) and images with a lit pixel on each: channel k
+    of the pixel under keypoint k is 1, so the image shows where each keypoint should have gone."""
+    keypoints = torch.tensor([[5.0, 6.0, 1.0], [2.0, 3.0, 1.0], [10.0, 20.0, 0.0]]).repeat(count, 1, 1)
+    pixels = torch.zeros(count, 3, *POSE_SIZE)
+    for k, (x, y, _) in enumerate(keypoints[0].tolist()):
+        pixels[:, k, int(y), int(x)] = 1.0
+    return pixels * 2 - 1, keypoints
+
+
+def test_a_pose_flip_mirrors_the_keypoints_and_swaps_left_and_right():
+    images, keypoints = _pose_scene()
+    width, height = POSE_SIZE[1], POSE_SIZE[0]
+    out, moved = _pose_augment([{"name": "randomhorizontalflip", "p": 1.0}])(images, keypoints, epoch=0, step=0)
+    torch.testing.assert_close(out, images.flip(-1))
+    # slot 1 (left) now holds the mirrored right keypoint, with the right keypoint's visibility, and vice versa
+    assert moved[0].tolist() == [[width - 1 - 5, 6, 1], [width - 1 - 10, 20, 0], [width - 1 - 2, 3, 1]]
+    out, moved = _pose_augment([{"name": "randomverticalflip", "p": 1.0}])(images, keypoints, epoch=0, step=0)
+    assert moved[0].tolist() == [[5, height - 1 - 6, 1], [10, height - 1 - 20, 0], [2, height - 1 - 3, 1]]
+    both = [{"name": "randomhorizontalflip", "p": 1.0}, {"name": "randomverticalflip", "p": 1.0}]
+    out, moved = _pose_augment(both)(images, keypoints, epoch=0, step=0)  # a half turn: left stays left
+    assert moved[0].tolist() == [[width - 1 - 5, height - 1 - 6, 1], [width - 1 - 2, height - 1 - 3, 1], [13, 11, 0]]
+
+
+def test_pose_flips_at_half_probability_swap_exactly_the_flipped_samples():
+    images, keypoints = _pose_scene(count=32)
+    out, moved = _pose_augment([{"name": "randomhorizontalflip", "p": 0.5}])(images, keypoints, epoch=0, step=0)
+    flipped = [torch.equal(out[i], images[i].flip(-1)) for i in range(32)]
+    assert 6 < sum(flipped) < 26
+    for i in range(32):
+        for k in range(3):
+            x, y, visible = moved[i, k].tolist()
+            source = TWINS[k] if flipped[i] else k  # which keypoint's lit pixel this slot must sit on
+            assert _pixels(out)[i, source, int(y), int(x)] == 1.0
+            assert visible == keypoints[0, source, 2]
+
+
+def test_pose_crops_move_keypoints_with_the_pixels_and_hide_those_that_leave():
+    images, keypoints = _pose_scene(count=16)
+    keypoints[:, 2, 2] = 1.0  # all labelled here
+    crop = [{"name": "pad", "size": [48, 40]}, {"name": "randomcrop", "size": list(POSE_SIZE)}]
+    out, moved = _pose_augment(crop)(images, keypoints, epoch=0, step=0)
+    hidden = 0
+    for i in range(16):
+        for k in range(3):
+            x, y, visible = moved[i, k].tolist()
+            inside = 0 <= x < POSE_SIZE[1] and 0 <= y < POSE_SIZE[0]
+            assert visible == float(inside)
+            if inside:  # no resampling: the keypoint still sits on its lit pixel
+                assert _pixels(out)[i, k, int(y), int(x)] == 1.0
+            hidden += not inside
+    assert hidden > 0  # some crops lost a keypoint
+
+
+def test_a_pose_flip_without_swap_pairs_is_refused_with_the_way_out():
+    with pytest.raises(RunError, match=r"augmentation.train\[1\] \(randomhorizontalflip\).*swap"):
+        _pose_augment([{"name": "colorjitter"}, {"name": "randomhorizontalflip"}], keypoint_swap=None)
+    assert _pose_augment([{"name": "colorjitter", "brightness": 0.2}], keypoint_swap=None) is not None
+
+
+def test_swap_pairs_are_read_from_the_peers_id_mapping_and_checked():
+    names = ["nose", "left_eye", "right_eye"]
+    entries = [{"name": "nose", "swap": "nose"}, {"name": "left_eye", "swap": "right_eye"}]
+    assert _keypoint_swap([*entries, {"name": "right_eye", "swap": "left_eye"}], Path(), names) == (0, 2, 1)
+    assert _keypoint_swap(names, Path(), names) is None  # plain names: no swap information
+    assert _keypoint_swap([*entries, {"name": "right_eye", "swap": None}], Path(), names) is None
+    with pytest.raises(DataError, match=r"data.id_mapping\[2\].swap: 'chin' is not a keypoint name"):
+        _keypoint_swap([*entries, {"name": "right_eye", "swap": "chin"}], Path(), names)
+    with pytest.raises(DataError, match=r"data.id_mapping\[1\].swap: 'left_eye' swaps with 'right_eye', but"):
+        _keypoint_swap([*entries, {"name": "right_eye", "swap": "nose"}], Path(), names)
+
+
+POSE_RECIPE = """\
+augmentation:
+  train:
+    - {name: randomresizedcrop, size: [32, 24], scale: [0.7, 1.0], ratio: [0.6, 0.9]}
+    - {name: randomhorizontalflip, p: 0.5}
+    - {name: colorjitter, brightness: 0.2, contrast: 0.2, p: 1.0}
+"""
+
+
+def test_pose_training_with_augmentation_still_learns(capsys, tmp_path):
+    from npc.cli import main
+
+    spec = tmp_path / "pose.yaml"
+    spec.write_text(POSE_SPEC + "data: {num_train: 32, num_valid: 16}\n" + POSE_RECIPE)
+    code = main(["train", str(spec), "--out", str(tmp_path / "run"), "--no-tensorboard"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "augmenting each training batch (kornia): randomresizedcrop, randomhorizontalflip, colorjitter" in out
+    with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
+        losses = [float(row["train_loss"]) for row in csv.DictReader(handle)]
+    assert len(losses) == 2 and losses[1] < losses[0]
+
+
+def test_a_pose_augmentation_must_end_at_the_input_size(write_spec, tmp_path):
+    spec = tmp_path / "pose.yaml"
+    spec.write_text(POSE_SPEC + "augmentation:\n  train:\n    - {name: randomresizedcrop, size: 32}\n")
+    pointer, message, _ = _single_error(spec)
+    assert pointer == "/augmentation/train/0/size"
+    assert "end at 32x32, but the model is fed data.input_size 32x24" in message
+
+
+# --- mosaicdetection ------------------------------------------------------------------------------------------
+
+STILL = {"degrees": 0.0, "translate": 0.0, "shear": 0.0, "enable_mixup": False}  # no affine beyond the scale
+
+
+def _mosaic(epochs: int | None = None, **params):
+    return build_augmentation(
+        resolve_augmentation(
+            {"train": [{"name": "mosaicdetection", **params}]}, {"image_size": SIDE}, task="detection"
+        )[0],
+        task="detection",
+        preprocess=PREPROCESS,
+        seed=7,
+        epochs=epochs,
+    )
+
+
+def _painted(count: int):
+    """Image i filled with its own colour, one box over the whole image, labelled i."""
+    pixels = torch.stack([torch.full((3, SIDE, SIDE), 0.1 * (i + 1)) for i in range(count)])
+    whole = torch.tensor([[0.0, 0.0, SIDE, SIDE]])
+    return pixels * 2 - 1, [{"boxes": whole.clone(), "labels": torch.tensor([i])} for i in range(count)]
+
+
+def test_a_mosaic_puts_an_image_in_each_quadrant_around_the_centre():
+    images, target = _painted(1)  # a batch of one: all four quadrants hold the same image
+    augment = _mosaic(affine_scale=[0.5, 0.5], fill=255, **STILL)  # the whole 2x canvas, halved
+    for step in range(4):
+        out, (entry,) = augment(images, target, epoch=0, step=step)
+        boxes = entry["boxes"]
+        assert entry["labels"].tolist() == [0, 0, 0, 0] and (boxes >= 0).all() and (boxes <= SIDE).all()
+        top_left, top_right, bottom_left, bottom_right = boxes.tolist()
+        centre = top_left[2:]  # where the four images meet, each cut off by the canvas edges on its own side
+        assert top_right == [centre[0], top_left[1], top_right[2], centre[1]]
+        assert bottom_left == [top_left[0], centre[1], centre[0], bottom_left[3]] and bottom_right[:2] == centre
+        assert bottom_right[2:] == [top_right[2], bottom_left[3]]
+        # each image is SIDE / 2 wide and high after halving, unless the canvas edge cut it (the warp maps pixel
+        # centres, so canvas edge 0 lands at 0.25)
+        assert top_left[:2] == [max(centre[0] - SIDE / 2, 0.25), max(centre[1] - SIDE / 2, 0.25)]
+        assert bottom_right[2:] == [min(centre[0] + SIDE / 2, SIDE), min(centre[1] + SIDE / 2, SIDE)]
+        assert SIDE / 4 <= centre[0] <= 3 * SIDE / 4 + 0.25 and SIDE / 4 <= centre[1] <= 3 * SIDE / 4 + 0.25
+        inside = _pixels(out)[0, 0, int(centre[1]) - 2 : int(centre[1]) + 2, int(centre[0]) - 2 : int(centre[0]) + 2]
+        torch.testing.assert_close(inside, torch.full_like(inside, 0.1))  # the image, not the fill, at the centre
+
+
+def test_mosaic_boxes_frame_exactly_the_pixels_of_their_image():
+    images, target = _painted(4)
+    augment = _mosaic(affine_scale=[1.0, 1.0], **STILL)  # no resampling: pixels and boxes compare exactly
+    out, out_target = augment(images, target, epoch=0, step=0)
+    colours = (_pixels(out)[:, 0] * 10).round() - 1  # back to the source image's index; the fill 114 reads 3.5
+    for sample, entry in enumerate(out_target):
+        covered = torch.zeros(SIDE, SIDE, dtype=torch.long) - 1
+        for (x1, y1, x2, y2), label in zip(entry["boxes"].long().tolist(), entry["labels"].tolist(), strict=True):
+            assert torch.equal(colours[sample, y1:y2, x1:x2], torch.full((y2 - y1, x2 - x1), float(label)))
+            covered[y1:y2, x1:x2] = label
+        shown = colours[sample] != 3.0  # fill 114/255 → 3.47 → 3 after rounding: not an image
+        assert torch.equal(covered[shown].float(), colours[sample][shown])  # every image pixel has its box
+
+
+def test_mosaic_with_rotation_shear_and_mixup_keeps_boxes_inside_and_on_their_objects():
+    images, _, target = _scene(count=8, box=(8, 8, 24, 24))
+    augment = _mosaic(mixup_scale=[0.8, 1.2], fill=0)  # the documented recipe (rotation, shear, shift, mixup)
+    for step in range(3):
+        out, out_target = augment(images, target, epoch=0, step=step)
+        for sample, entry in enumerate(out_target):
+            boxes = entry["boxes"]
+            assert len(boxes) == len(entry["labels"]) and len(boxes) > 1  # mosaics gather the batch's boxes
+            assert (boxes >= 0).all() and (boxes <= SIDE).all() and (boxes[:, 2:] - boxes[:, :2] >= 1).all()
+            red = _pixels(out)[sample, 0] > 0.3  # the objects, also at half strength where mixed up
+            for x1, y1, x2, y2 in boxes.tolist():  # each box encloses object pixels (rotation makes boxes loose)
+                assert red[int(y1) : int(y2) + 1, int(x1) : int(x2) + 1].any()
+            outside = torch.ones_like(red)
+            for x1, y1, x2, y2 in boxes.tolist():
+                outside[max(0, int(y1) - 1) : int(y2) + 2, max(0, int(x1) - 1) : int(x2) + 2] = False
+            outside[:2] = outside[-2:] = outside[:, :2] = outside[:, -2:] = False  # slivers the edge cut are dropped
+            assert not red[outside].any()  # no object pixel is left without a box
+
+
+def test_mosaic_probability_and_its_last_epochs_off():
+    images, _, target = _scene(count=16)
+    out, out_target = _mosaic(mosaic_prob=0.0)(images, target, epoch=0, step=0)
+    assert torch.equal(out, images) and out_target == target
+    augment = _mosaic(epochs=5, mosaic_off_duration=2, mosaic_prob=1.0, **STILL)
+    for epoch, on in [(0, True), (2, True), (3, False), (4, False)]:
+        out, _ = augment(images, target, epoch=epoch, step=0)
+        assert torch.equal(out, images) is not on
+    out, out_target = _mosaic(mosaic_prob=0.5, **STILL)(images, target, epoch=0, step=0)
+    changed = sum(not torch.equal(out[i], images[i]) for i in range(16))
+    assert 2 < changed < 14
+
+
+def test_mosaic_is_reproducible_from_the_seed():
+    images, _, target = _scene(count=8)
+    first, first_target = _mosaic()(images, target, epoch=1, step=3)
+    again, again_target = _mosaic()(images, target, epoch=1, step=3)
+    assert torch.equal(first, again)
+    assert all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(first_target, again_target, strict=True))
+    other, _ = _mosaic()(images, target, epoch=1, step=4)
+    assert not torch.equal(first, other)
+
+
+@pytest.mark.parametrize(
+    ("augmentation", "pointer", "message"),
+    [
+        ("train:\n  - {name: mosaicdetection, size: 24}\n", "/augmentation/train/0/size", "must be [32, 32]"),
+        ("train:\n  - {name: mosaicdetection, degrees: -1}\n", "/augmentation/train/0/degrees", "must be >= 0"),
+        ("train:\n  - {name: mosaicdetection}\n", "/augmentation/train/0/name", "for detection; not classification"),
+        (
+            "train:\n  - {name: mixing, mixup: [0.2, 1.0]}\n  - {name: randomhorizontalflip}\n",
+            "/augmentation/train/0",
+            "must be the last",
+        ),
+        ("train:\n  - {name: mixing, cutmix: ~}\n", "/augmentation/train/0", "needs mixup"),
+        ("train:\n  - {name: mixing, mixup: [0, 1.0]}\n", "/augmentation/train/0/mixup/0", "must be > 0"),
+    ],
+)
+def test_batch_transforms_that_cannot_run_are_located(write_spec, augmentation, pointer, message):
+    spec = _spec_with(write_spec, augmentation)
+    with pytest.raises(SpecError) as info:
+        load_run_config(spec)
+    assert [(d.pointer, message in d.message) for d in info.value.diagnostics][0] == (pointer, True)
+
+
+DETECTION_MOSAIC = """\
+augmentation:
+  train:
+    - {name: mosaicdetection, mosaic_prob: 0.5, affine_scale: [0.7, 1.3], degrees: 5.0, translate: 0.1, shear: 1.0,
+       enable_mixup: true, mixup_prob: 0.5, mixup_scale: [0.8, 1.2], fill: 114, mosaic_off_duration: 1}
+    - {name: randomhorizontalflip, p: 0.5}
+"""
+
+
+def test_detection_training_with_mosaic_still_learns(capsys, tmp_path):
+    from npc.cli import main
+
+    spec = tmp_path / "spec.yaml"
+    text = TASK_SPEC.format(task="detection", head=HEADS["detection"])
+    text = (
+        text.replace("epochs: 1", "epochs: 4")
+        .replace("lr: 0.003", "lr: 0.01")
+        .replace("num_train: 16", "num_train: 32")
+    )
+    spec.write_text(text + DETECTION_MOSAIC)
+    code = main(["train", str(spec), "--out", str(tmp_path / "run"), "--no-tensorboard"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "augmenting each training batch (kornia): mosaicdetection, randomhorizontalflip" in out
+    with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    train_loss, valid_loss = ([float(row[key]) for row in rows] for key in ("train_loss", "valid_loss"))
+    assert len(rows) == 4 and train_loss[-1] < train_loss[0] and valid_loss[-1] < valid_loss[0]
+
+
+# --- mixing ---------------------------------------------------------------------------------------------------
+
+
+def _mixing(**params):
+    resolved, problems = resolve_augmentation(
+        {"train": [{"name": "mixing", **params}]}, {"image_size": SIDE}, task="classification"
+    )
+    assert problems == []
+    return build_augmentation(resolved, task="classification", preprocess=PREPROCESS, seed=7, num_classes=5)
+
+
+def _levels(count: int = 5):
+    """Image i is one grey level; its class is i."""
+    pixels = torch.stack([torch.full((3, SIDE, SIDE), i / count) for i in range(count)])
+    return pixels * 2 - 1, torch.arange(count)
+
+
+def test_mixup_blends_each_image_with_its_neighbour_by_the_weight_of_its_target():
+    images, labels = _levels()
+    out, soft = _mixing(mixup=[0.4, 1.0])(images, labels, epoch=0, step=0)
+    assert soft.shape == (5, 5) and torch.allclose(soft.sum(dim=1), torch.ones(5))
+    weight = soft[0, labels[0]]  # one weight for the batch: sample 0 mixes with sample 4 (the batch rolled by one)
+    assert 0 < weight < 1
+    for i in range(5):
+        expected = weight * _pixels(images)[i] + (1 - weight) * _pixels(images)[i - 1]
+        torch.testing.assert_close(_pixels(out)[i], expected)
+        assert torch.isclose(soft[i, labels[i]], weight) and torch.isclose(soft[i, labels[i - 1]], 1 - weight)
+
+
+def test_cutmix_pastes_a_patch_from_the_neighbour_and_weighs_the_target_by_area():
+    images, labels = _levels()
+    out, soft = _mixing(cutmix=[1.0, 1.0], inplace=True)(images, labels, epoch=0, step=1)
+    for i in range(5):
+        own = torch.isclose(_pixels(out)[i, 0], _pixels(images)[i, 0, 0, 0]).float().mean()
+        assert torch.isclose(soft[i, labels[i]], own) and torch.isclose(soft[i, labels[i - 1]], 1 - own)
+    assert (soft.max(dim=1).values < 1).any()  # a patch was pasted
+
+
+def test_mixing_at_probability_zero_passes_the_batch_and_its_labels():
+    images, labels = _levels()
+    out, same = _mixing(mixup=[0.4, 0.0], cutmix=[1.0, 0.0])(images, labels, epoch=0, step=0)
+    assert torch.equal(out, images) and torch.equal(same, labels)
+
+
+def test_losses_take_the_class_probabilities_mixing_makes():
+    from npc.runtime._losses import CrossEntropy, FocalLoss
+
+    logits = {"pred": torch.randn(4, 5)}
+    labels = torch.tensor([0, 3, 1, 4])
+    one_hot = torch.nn.functional.one_hot(labels, 5).float()
+    for loss in (CrossEntropy(label_smoothing=0.1, ignore_index=255), FocalLoss()):
+        torch.testing.assert_close(loss(logits, one_hot, (SIDE, SIDE)), loss(logits, labels, (SIDE, SIDE)))
+
+
+def test_classification_training_with_mixing_still_learns_digits(tmp_path, write_spec, tiny_model_py):
+    spec = write_spec(
+        "epochs: 2\nbatch_size: 64\nseed: 3\noptimizer: {name: adamw, lr: 0.02}", "format: digits\nimage_size: 16"
+    )
+    recipe = (
+        "train:\n  - {name: colorjitter, brightness: 0.1}\n  - {name: mixing, mixup: [0.2, 0.5], cutmix: [1.0, 0.5]}\n"
+    )
+    spec.write_text(spec.read_text() + "augmentation:\n" + textwrap.indent(recipe, "  "))
+    result = _train(spec, tmp_path / "run", tiny_model_py)
+    assert result.best_metric > 0.3  # 10 classes: chance is 0.1 (validation sees plain images and labels)
