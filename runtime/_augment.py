@@ -200,15 +200,13 @@ class _KorniaStage:
         return torch.cat([moved, (visible * inside)[..., None]], dim=-1).to(target.dtype)
 
     def _mirrored(self, count: int, device: torch.device) -> torch.Tensor:
-        """Which samples the last call flipped an odd number of times (two flips restore left and right)."""
-        import kornia.augmentation as K
-
-        modules = dict(self.pipeline.named_children())
-        flips = torch.zeros(count, dtype=torch.long, device=device)
-        for item in self.pipeline._params:  # kornia keeps the last call's parameters, per module, in order
-            if isinstance(modules.get(item.name), (K.RandomHorizontalFlip, K.RandomVerticalFlip)):
-                flips += item.data["batch_prob"].to(device).round().long()
-        return flips % 2 == 1
+        """Which samples the last call mirrored: the geometric transform kornia applied (its public
+        ``transform_matrix``, (B, 3, 3) in pixels) reverses orientation, i.e. an odd number of flips (a
+        horizontal plus a vertical flip is a half turn, which keeps left and right)."""
+        matrix = self.pipeline.transform_matrix
+        if matrix is None:  # no geometric transform ran
+            return torch.zeros(count, dtype=torch.bool, device=device)
+        return torch.linalg.det(matrix[:, :2, :2].double()).to(device) < 0
 
 
 def _kornia_modules(transform: dict[str, Any], current: tuple[int, int]) -> list[Any]:
