@@ -11,6 +11,27 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PEER = REPO.parent / "shared" / "peer"
 PEER_CONFIGS = sorted((PEER / "configs" / "model").glob("*/*.yaml"))
+# Two mobilenetv3 stages (stride 8) and a narrow rtmcc head on 32x24 inputs: a 4x3 map per keypoint (fast on CPU).
+TINY_POSE_MODEL = """\
+model:
+  task: pose_estimation
+  name: tiny_rtmpose
+  architecture:
+    backbone:
+      name: mobilenetv3
+      params: ~
+      stage_params:
+        - {in_channels: [8], kernel_sizes: [3], expanded_channels: [16], out_channels: [8], use_se: [false],
+           act_type: [relu], stride: [2]}
+        - {in_channels: [8], kernel_sizes: [3], expanded_channels: [16], out_channels: [16], use_se: [false],
+           act_type: [relu], stride: [2]}
+    head:
+      name: rtmcc
+      params: {conv_kernel: 3, attention_channels: 16, s: 8, expansion_factor: 2, simcc_split_ratio: 2.0,
+               target_size: [32, 24], backbone_stride: 8}
+  losses:
+    - criterion: rtmcc_loss
+"""
 EXAMPLES = sorted([*(REPO / "examples").glob("*.yaml"), *(REPO / "examples").glob("*.json")])
 
 
@@ -69,3 +90,23 @@ def peer_results() -> dict[str, dict]:
 
 def peer_keys(stem: str) -> dict[str, list[int]]:
     return json.loads((PEER / peer_results()[stem]["keys_file"]).read_text())
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """``npc ARGV`` in-process: (exit code, stdout, stderr); a user-facing command never prints a traceback."""
+    from npc.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def shape_png(path: Path) -> Path:
+    """A 48x48 picture from the built-in shapes set, saved as PNG (an input for predict)."""
+    from PIL import Image
+
+    from npc.runtime._shapes import generate_shapes
+
+    Image.fromarray(generate_shapes(1, 48, seed=3).images[0]).save(path)
+    return path

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from helpers import REPO, compile_file, compile_problem
 from npc.schemas import build_schema, editor_schema
 from npc.spec import check_file
-from tests.helpers import REPO, compile_file, compile_problem
 
 SPEC = """\
 vars:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from rich.console import Console
 
+from helpers import TINY_POSE_MODEL
 from npc.runtime._augment import build_augmentation
 from npc.runtime._checkpoint import load_training_state, load_weights
 from npc.runtime._config import load_run_config, resolve_augmentation
@@ -314,28 +315,13 @@ def test_npc_train_takes_a_netspresso_augmentation_file(capsys, tmp_path, task):
 
 # --- pose -----------------------------------------------------------------------------------------------------
 
-# test_pose.py's tiny rtmcc model on 32x24 inputs; the built-in stick figures come with their swap pairs
-POSE_SPEC = """\
-model:
-  task: pose_estimation
-  name: tiny_rtmpose
-  architecture:
-    backbone:
-      name: mobilenetv3
-      params: ~
-      stage_params:
-        - {in_channels: [8], kernel_sizes: [3], expanded_channels: [16], out_channels: [8], use_se: [false],
-           act_type: [relu], stride: [2]}
-        - {in_channels: [8], kernel_sizes: [3], expanded_channels: [16], out_channels: [16], use_se: [false],
-           act_type: [relu], stride: [2]}
-    head:
-      name: rtmcc
-      params: {conv_kernel: 3, attention_channels: 16, s: 8, expansion_factor: 2, simcc_split_ratio: 2.0,
-               target_size: [32, 24], backbone_stride: 8}
-  losses:
-    - criterion: rtmcc_loss
+# the tiny rtmcc model on 32x24 inputs; the built-in stick figures come with their swap pairs
+POSE_SPEC = (
+    TINY_POSE_MODEL
+    + """\
 training: {epochs: 2, batch_size: 8, num_workers: 0, optimizer: {name: adamw, lr: 0.003}}
 """
+)
 POSE_SIZE = (32, 24)  # (height, width): pose inputs need not be square
 POSE_PREPROCESS = PosePreprocess(*POSE_SIZE, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 TWINS = (0, 2, 1)  # a centre keypoint, then a left and a right one that trade places in a mirror

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from npc.cli import main
+from helpers import run_cli
 from npc.runtime._bad_samples import BadSamples
 from npc.runtime._config import resolve_data
 from npc.runtime._data import build_data
@@ -280,13 +280,6 @@ def test_an_unknown_policy_is_refused(tmp_path):
 # --- the CLI: exit codes, the summary and the run folder ---------------------------------------------------------
 
 
-def _cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
 @pytest.fixture
 def folder_spec(tmp_path, write_spec):
     """A spec training the tiny model on class folders whose train split holds one corrupt image."""
@@ -300,7 +293,7 @@ def folder_spec(tmp_path, write_spec):
 
 def test_train_stops_on_the_first_bad_sample_by_default(capsys, tmp_path, folder_spec, tiny_model_py):
     run = tmp_path / "run"
-    code, _, err = _cli(capsys, "train", folder_spec, "--model-py", tiny_model_py, "--out", run, "--no-tensorboard")
+    code, _, err = run_cli(capsys, "train", folder_spec, "--model-py", tiny_model_py, "--out", run, "--no-tensorboard")
     assert code == 1
     assert err.strip() == f"npc train: error: {tmp_path / 'data' / 'bee' / '2.png'}: cannot decode image " + (
         "(not an image format Pillow reads)"
@@ -308,7 +301,7 @@ def test_train_stops_on_the_first_bad_sample_by_default(capsys, tmp_path, folder
     assert not run.exists()  # checked before the run folder is written
     run.mkdir()
     (run / "metrics.csv").write_text("epoch\n1\n")  # an earlier run that --out would replace
-    code, _, err = _cli(capsys, "train", folder_spec, "--model-py", tiny_model_py, "--out", run, "--no-tensorboard")
+    code, _, err = run_cli(capsys, "train", folder_spec, "--model-py", tiny_model_py, "--out", run, "--no-tensorboard")
     assert code == 1 and "bee/2.png: cannot decode image" in err
     assert (run / "metrics.csv").read_text() == "epoch\n1\n"  # bad data does not cost it its files
 
@@ -316,7 +309,7 @@ def test_train_stops_on_the_first_bad_sample_by_default(capsys, tmp_path, folder
 def test_train_skips_counts_and_records_bad_samples(capsys, tmp_path, folder_spec, tiny_model_py):
     run = tmp_path / "run"
     argv = ("train", folder_spec, "--model-py", tiny_model_py, "--out", run, "--no-tensorboard")
-    code, out, _ = _cli(capsys, *argv, "--on-bad-sample", "skip")
+    code, out, _ = run_cli(capsys, *argv, "--on-bad-sample", "skip")
     assert code == 0
     assert "skipped 1 bad train sample(s) (1 corrupt image; --on-bad-sample skip)" in out
     assert f"skipped {tmp_path / 'data' / 'bee' / '2.png'}: cannot decode image" in out
@@ -326,9 +319,9 @@ def test_train_skips_counts_and_records_bad_samples(capsys, tmp_path, folder_spe
     assert record["skipped"][0]["path"] == str(tmp_path / "data" / "bee" / "2.png")
     assert "on_bad_sample: skip" in (run / "resolved.yaml").read_text()
 
-    code, out, _ = _cli(capsys, "evaluate", run, "--split", "train", "--format", "json")  # the policy is recorded
+    code, out, _ = run_cli(capsys, "evaluate", run, "--split", "train", "--format", "json")  # the policy is recorded
     assert code == 0 and json.loads(out)["bad_samples"]["splits"]["train"]["skipped"] == {"corrupt image": 1}
-    code, _, err = _cli(capsys, "evaluate", run, "--split", "train", "--on-bad-sample", "error")
+    code, _, err = run_cli(capsys, "evaluate", run, "--split", "train", "--on-bad-sample", "error")
     assert code == 1 and "bee/2.png: cannot decode image" in err
 
 

@@ -7,18 +7,11 @@ import sys
 import numpy as np
 import pytest
 
-from npc.cli import main
+from helpers import run_cli
 from npc.runtime.commands import _clean
 
 ONE_EPOCH = "epochs: 1\nbatch_size: 128\noptimizer: {name: adamw, lr: 0.01}"
 DIGITS_16 = "format: digits\nimage_size: 16"
-
-
-def _cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def test_registering_the_commands_does_not_import_torch():
@@ -31,13 +24,13 @@ def test_registering_the_commands_does_not_import_torch():
 
 
 def test_missing_spec_is_exit_2(capsys, tmp_path):
-    code, _, err = _cli(capsys, "train", tmp_path / "nope.yaml")
+    code, _, err = run_cli(capsys, "train", tmp_path / "nope.yaml")
     assert code == 2 and "nope.yaml: cannot read file" in err
 
 
 def test_bad_training_section_is_exit_1_with_position(capsys, write_spec):
     spec = write_spec("epochs: -1\noptimizer: {name: adam, lr: 0}")
-    code, _, err = _cli(capsys, "train", spec)
+    code, _, err = run_cli(capsys, "train", spec)
     assert code == 1
     assert f"{spec}:20:3: /training/epochs: must be >= 1, got -1" in err
     assert "/training/optimizer/lr: must be > 0, got 0" in err
@@ -45,7 +38,7 @@ def test_bad_training_section_is_exit_1_with_position(capsys, write_spec):
 
 def test_bad_data_folder_is_exit_2_naming_it(capsys, write_spec, tmp_path, tiny_model_py):
     spec = write_spec(ONE_EPOCH, f"path: {{root: {tmp_path}, train: {{image: missing}}}}")
-    code, _, err = _cli(capsys, "train", spec, "--model-py", tiny_model_py, "--out", tmp_path / "run")
+    code, _, err = run_cli(capsys, "train", spec, "--model-py", tiny_model_py, "--out", tmp_path / "run")
     assert code == 2
     assert f"npc train: error: data.path.train.image: folder not found: {tmp_path / 'missing'}" in err
 
@@ -57,7 +50,7 @@ def test_corrupt_image_in_a_worker_is_reported_cleanly(capsys, write_spec, tmp_p
     spec = write_spec(
         ONE_EPOCH + "\nnum_workers: 1", f"path: {{root: {tmp_path / 'imgs'}, train: {{image: .}}}}\nimage_size: 16"
     )
-    code, _, err = _cli(
+    code, _, err = run_cli(
         capsys, "train", spec, "--model-py", tiny_model_py, "--out", tmp_path / "run", "--no-tensorboard"
     )
     assert code == 1
@@ -79,19 +72,19 @@ def test_cuda_when_there_is_none_is_exit_2(capsys, write_spec, tmp_path, tiny_mo
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     spec = write_spec(ONE_EPOCH, DIGITS_16)
-    code, _, err = _cli(capsys, "train", spec, "--model-py", tiny_model_py, "--device", "cuda", "--out", tmp_path)
+    code, _, err = run_cli(capsys, "train", spec, "--model-py", tiny_model_py, "--device", "cuda", "--out", tmp_path)
     assert code == 2 and "no CUDA device" in err
 
 
 def test_missing_checkpoint_names_the_path(capsys, write_spec, tmp_path, tiny_model_py):
     spec = write_spec(ONE_EPOCH, DIGITS_16, use_pretrained=True, path=str(tmp_path / "w.safetensors"))
-    code, _, err = _cli(capsys, "train", spec, "--model-py", tiny_model_py, "--out", tmp_path / "run")
+    code, _, err = run_cli(capsys, "train", spec, "--model-py", tiny_model_py, "--out", tmp_path / "run")
     assert code == 2 and f"{tmp_path / 'w.safetensors'}: weights file not found" in err
 
 
 def test_use_pretrained_without_a_path_trains_from_scratch_with_a_note(capsys, write_spec, tmp_path, tiny_model_py):
     spec = write_spec(ONE_EPOCH, DIGITS_16, use_pretrained=True)
-    code, out, _ = _cli(
+    code, out, _ = run_cli(
         capsys, "train", spec, "--model-py", tiny_model_py, "--out", tmp_path / "run", "--no-tensorboard"
     )
     assert code == 0
@@ -101,7 +94,7 @@ def test_use_pretrained_without_a_path_trains_from_scratch_with_a_note(capsys, w
 @pytest.fixture
 def trained_run(write_spec, tmp_path, tiny_model_py, capsys):
     spec = write_spec(ONE_EPOCH.replace("epochs: 1", "epochs: 2"), DIGITS_16)
-    code, out, _ = _cli(
+    code, out, _ = run_cli(
         capsys, "train", spec, "--model-py", tiny_model_py, "--out", tmp_path / "run", "--no-tensorboard", "--seed", "5"
     )
     assert code == 0, out
@@ -114,34 +107,34 @@ def test_evaluate_and_predict_a_run_folder(capsys, trained_run, tmp_path):
     from PIL import Image
     from sklearn.datasets import load_digits
 
-    code, out, _ = _cli(capsys, "evaluate", trained_run, "--format", "json")
+    code, out, _ = run_cli(capsys, "evaluate", trained_run, "--format", "json")
     assert code == 0
     result = json.loads(out)
     rows = (trained_run / "metrics.csv").read_text().splitlines()
     best = max(float(r.split(",")[3]) for r in rows[1:])
     assert result["top1"] == pytest.approx(best, abs=1e-5) and result["samples"] == 360
-    code, out, _ = _cli(capsys, "evaluate", trained_run)
+    code, out, _ = run_cli(capsys, "evaluate", trained_run)
     assert "top-1" in out and "top-5" in out
 
     digits = load_digits()
     picture = (digits.images[0] / 16 * 255).astype(np.uint8)  # a "0", bright ink on black, as in the data set
     Image.fromarray(picture).resize((32, 32), Image.Resampling.NEAREST).save(tmp_path / "zero.png")
-    code, out, _ = _cli(capsys, "predict", trained_run, tmp_path / "zero.png", "--format", "json", "--top-k", "3")
+    code, out, _ = run_cli(capsys, "predict", trained_run, tmp_path / "zero.png", "--format", "json", "--top-k", "3")
     assert code == 0
     (record,) = json.loads(out)
     assert record["image"] == str(tmp_path / "zero.png")
     assert len(record["top_k"]) == 3 and 0 < record["score"] <= 1
     assert record["label"] in [str(i) for i in range(10)]
-    code, out, _ = _cli(capsys, "predict", trained_run, tmp_path / "zero.png")
+    code, out, _ = run_cli(capsys, "predict", trained_run, tmp_path / "zero.png")
     assert out.startswith(f"{tmp_path / 'zero.png'}\t")
 
 
 def test_predict_errors(capsys, trained_run, tmp_path):
-    code, _, err = _cli(capsys, "predict", trained_run, tmp_path / "missing.png")
+    code, _, err = run_cli(capsys, "predict", trained_run, tmp_path / "missing.png")
     assert code == 2 and "missing.png: image not found" in err
-    code, _, err = _cli(capsys, "evaluate", trained_run, "--weights", tmp_path / "nope.safetensors")
+    code, _, err = run_cli(capsys, "evaluate", trained_run, "--weights", tmp_path / "nope.safetensors")
     assert code == 2 and "nope.safetensors: weights file not found" in err
-    code, _, err = _cli(capsys, "evaluate", tmp_path)
+    code, _, err = run_cli(capsys, "evaluate", tmp_path)
     assert code == 2 and "not an npc train run folder" in err
 
 
@@ -164,7 +157,7 @@ def test_a_model_that_does_not_fit_is_reported(capsys, write_spec, tmp_path, for
         f"        {forward}\n\n\ndef build_model(num_classes):\n    return M(num_classes)\n"
     )
     spec = write_spec(ONE_EPOCH, DIGITS_16)
-    code, _, err = _cli(capsys, "train", spec, "--model-py", model_py, "--out", tmp_path / "run", "--no-tensorboard")
+    code, _, err = run_cli(capsys, "train", spec, "--model-py", model_py, "--out", tmp_path / "run", "--no-tensorboard")
     assert code == 1
     assert message in err
     assert f"{tmp_path / 'run' / 'model.py'}:" in err
@@ -173,7 +166,7 @@ def test_a_model_that_does_not_fit_is_reported(capsys, write_spec, tmp_path, for
 def test_a_model_file_that_fails_to_import_is_named(capsys, write_spec, tmp_path):
     model_py = tmp_path / "broken.py"
     model_py.write_text("import torch\n\ndef build_model(num_classes):\n    return torch.nn.Linear(1,\n")
-    code, _, err = _cli(
+    code, _, err = run_cli(
         capsys, "train", write_spec(ONE_EPOCH, DIGITS_16), "--model-py", model_py, "--out", tmp_path / "run"
     )
     assert code == 1 and f"{tmp_path / 'run' / 'model.py'}:4: importing the model failed: SyntaxError" in err
@@ -194,12 +187,12 @@ def test_a_spec_reading_inferred_values_trains_and_its_resolved_yaml_trains_agai
         "data: {format: digits, image_size: 16}\n"
     )
     run = tmp_path / "run"
-    code, _, err = _cli(capsys, "train", spec, "--out", run, "--no-tensorboard")
+    code, _, err = run_cli(capsys, "train", spec, "--out", run, "--no-tensorboard")
     assert code == 0, err
     assert "intermediate_channels=4," in (run / "model.py").read_text()
     from npc.spec import load_file
 
     resolved = load_file(run / "resolved.yaml").data
     assert resolved["model"]["architecture"]["head"]["params"]["intermediate_channels"] == 4
-    code, _, err = _cli(capsys, "train", run / "resolved.yaml", "--out", tmp_path / "again", "--no-tensorboard")
+    code, _, err = run_cli(capsys, "train", run / "resolved.yaml", "--out", tmp_path / "again", "--no-tensorboard")
     assert code == 0, err

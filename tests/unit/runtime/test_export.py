@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import REPO
-from npc.cli import main
+from helpers import REPO, run_cli
 from npc.runtime import _export
 from npc.runtime._checkpoint import save_weights
 from npc.runtime._export import ExportOptions, export_path, flatten_outputs, infer_num_classes
@@ -22,13 +21,6 @@ SPECS = {
 }
 SIZE = (64, 64)
 TOLERANCE = 1e-4
-
-
-def _cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def _randomise_norms(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -179,11 +171,11 @@ def test_cli_export_prints_the_verification(capsys, tmp_path):
     pytest.importorskip("onnxruntime")
     spec, weights, _ = _trained_like("classification", tmp_path, metadata={"num_classes": 5})
     out = tmp_path / "model.onnx"
-    code, stdout, _ = _cli(capsys, "export", spec, "--weights", weights, "-o", out, "--input-size", 64, 64)
+    code, stdout, _ = run_cli(capsys, "export", spec, "--weights", weights, "-o", out, "--input-size", 64, 64)
     assert code == 0 and out.is_file()
     assert "wrote" in stdout and "verified with onnxruntime" in stdout and "max abs diff" in stdout
     assert "pred: 1×5" in stdout
-    code, stdout, _ = _cli(
+    code, stdout, _ = run_cli(
         capsys, "export", spec, "--weights", weights, "-o", tmp_path / "m.pt2", "--input-size", 64, 64, "--json"
     )
     report = json.loads(stdout)
@@ -192,21 +184,25 @@ def test_cli_export_prints_the_verification(capsys, tmp_path):
 
 def test_cli_errors(capsys, tmp_path):
     spec, weights, _ = _trained_like("classification", tmp_path)
-    code, _, err = _cli(capsys, "export", spec, "--weights", tmp_path / "nope.safetensors", "-o", tmp_path / "x.onnx")
+    code, _, err = run_cli(
+        capsys, "export", spec, "--weights", tmp_path / "nope.safetensors", "-o", tmp_path / "x.onnx"
+    )
     assert code == 2 and "weights file not found" in err
-    code, _, err = _cli(capsys, "export", spec, "--weights", weights, "-o", tmp_path / "x.pt", "--opset", 13)
+    code, _, err = run_cli(capsys, "export", spec, "--weights", weights, "-o", tmp_path / "x.pt", "--opset", 13)
     assert code == 2 and "--opset applies to --format onnx only" in err
     other = SPECS["segmentation"]
-    code, _, err = _cli(capsys, "export", other, "--weights", weights, "-o", tmp_path / "x.pt2", "--num-classes", 5)
+    code, _, err = run_cli(capsys, "export", other, "--weights", weights, "-o", tmp_path / "x.pt2", "--num-classes", 5)
     assert code == 1 and "x.pt2" not in {p.name for p in tmp_path.iterdir()}
-    code, _, err = _cli(capsys, "export", spec, "--weights", weights, "-o", tmp_path / "x.pt2", "--num-classes", 3)
+    code, _, err = run_cli(capsys, "export", spec, "--weights", weights, "-o", tmp_path / "x.pt2", "--num-classes", 3)
     assert code == 1 and "another shape" in err
 
 
 def test_missing_onnx_packages_are_named(tmp_path, monkeypatch, capsys):
     spec, weights, _ = _trained_like("classification", tmp_path)
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
-    code, _, err = _cli(capsys, "export", spec, "--weights", weights, "-o", tmp_path / "x.onnx", "--input-size", 32, 32)
+    code, _, err = run_cli(
+        capsys, "export", spec, "--weights", weights, "-o", tmp_path / "x.onnx", "--input-size", 32, 32
+    )
     assert code == 2 and "onnxruntime" in err and "pip install" in err
     assert not (tmp_path / "x.onnx").exists()
 
@@ -216,7 +212,7 @@ def test_dynamo_exporter_without_onnxscript_says_so(tmp_path, monkeypatch, capsy
     spec, weights, _ = _trained_like("classification", tmp_path)
     monkeypatch.setitem(__import__("sys").modules, "onnxscript", None)
     argv = ["export", spec, "--weights", weights, "-o", tmp_path / "x.onnx", "--exporter", "dynamo"]
-    code, _, err = _cli(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2 and "needs the onnxscript package" in err
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import TINY_POSE_MODEL, run_cli
 from npc.cli import main
 from npc.runtime._data import build_data
 from npc.runtime._data_pose import FIGURE_KEYPOINTS
@@ -16,40 +17,17 @@ from npc.runtime._errors import DataError, RunError
 from npc.runtime._load_model import check_output
 from npc.runtime._metrics import decode_simcc, oks_ap, pose_meters
 
-# Two mobilenetv3 stages (stride 8) and a narrow rtmcc head on 32x24 inputs: a 4x3 map per keypoint.
-SPEC = """\
-model:
-  task: pose_estimation
-  name: tiny_rtmpose
-  architecture:
-    backbone:
-      name: mobilenetv3
-      params: ~
-      stage_params:
-        - {in_channels: [8], kernel_sizes: [3], expanded_channels: [16], out_channels: [8], use_se: [false],
-           act_type: [relu], stride: [2]}
-        - {in_channels: [8], kernel_sizes: [3], expanded_channels: [16], out_channels: [16], use_se: [false],
-           act_type: [relu], stride: [2]}
-    head:
-      name: rtmcc
-      params: {conv_kernel: 3, attention_channels: 16, s: 8, expansion_factor: 2, simcc_split_ratio: 2.0,
-               target_size: [32, 24], backbone_stride: 8}
-  losses:
-    - criterion: rtmcc_loss
+SPEC = (
+    TINY_POSE_MODEL
+    + """\
 training:
   epochs: 2
   batch_size: 8
   num_workers: 0
   optimizer: {name: adamw, lr: 0.003}
 """
+)
 FIGURES = "data: {num_train: 32, num_valid: 16}\n"
-
-
-def _cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +59,7 @@ def test_train_on_stick_figures_lowers_a_finite_loss(trained):
 
 def test_evaluate_reports_pck_and_oks_ap(trained, capsys):
     _, run = trained
-    code, out, _ = _cli(capsys, "evaluate", run, "--format", "json")
+    code, out, _ = run_cli(capsys, "evaluate", run, "--format", "json")
     result = json.loads(out)
     assert code == 0 and result["metrics"] == ["pck", "oks_ap"]
     assert result["samples"] == 16 and 0.0 <= result["pck"] <= 1.0 and 0.0 <= result["oks_ap"] <= 1.0
@@ -94,7 +72,7 @@ def test_predict_writes_keypoints_json_and_a_drawing(trained, tmp_path, capsys):
     _, run = trained
     image = tmp_path / "person.png"
     Image.new("RGB", (60, 90), (20, 20, 20)).save(image)
-    code, out, _ = _cli(capsys, "predict", run, image, "--keypoints", tmp_path / "out")
+    code, out, _ = run_cli(capsys, "predict", run, image, "--keypoints", tmp_path / "out")
     assert code == 0 and "head " in out
     record = json.loads((tmp_path / "out" / "person.keypoints.json").read_text())
     assert [k["name"] for k in record["keypoints"]] == list(FIGURE_KEYPOINTS)
@@ -187,7 +165,7 @@ def test_a_corrupt_image_names_itself_when_training(tmp_path, capsys):
         SPEC + f"data:\n  path: {{root: {root}, train: {{image: images/train, label: labels/train}}}}\n"
         "  id_mapping: [point]\n"
     )
-    code, _, err = _cli(capsys, "train", spec, "--out", tmp_path / "run", "--no-tensorboard")
+    code, _, err = run_cli(capsys, "train", spec, "--out", tmp_path / "run", "--no-tensorboard")
     assert code == 1 and "b.png: cannot decode image" in err
 
 
@@ -204,7 +182,7 @@ def test_a_corrupt_image_is_skipped_and_counted_with_on_bad_sample_skip(tmp_path
 def test_an_input_size_other_than_the_heads_is_a_located_spec_error(tmp_path, capsys):
     spec = tmp_path / "pose.yaml"
     spec.write_text(SPEC + "data: {num_train: 8, input_size: [64, 48]}\n")
-    code, _, err = _cli(capsys, "train", spec, "--out", tmp_path / "run")
+    code, _, err = run_cli(capsys, "train", spec, "--out", tmp_path / "run")
     assert code == 1 and "/data/input_size: is [64, 48], but the rtmcc head's target_size is [32, 24]" in err
     assert not (tmp_path / "run").exists()
 

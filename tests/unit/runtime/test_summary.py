@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from helpers import PEER_CONFIGS, REPO, compiles, peer_results
+from helpers import PEER_CONFIGS, REPO, compiles, peer_results, run_cli
 from npc.cli import main
 from npc.runtime._summary import load_target, summarize_target
 
@@ -12,13 +12,6 @@ GOLDEN = REPO / "tests" / "specs" / "golden"
 CLASSIFICATION = GOLDEN / "tiny-resnet-classification.yaml"
 DETECTION = GOLDEN / "tiny-resnet-fpn-detection.json"
 CASES = [path for path in PEER_CONFIGS if compiles(path)]
-
-
-def _cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 @pytest.mark.parametrize("config", CASES, ids=[p.stem for p in CASES])
@@ -67,7 +60,7 @@ def test_flops_match_the_convolution_arithmetic():
 
 
 def test_table_output(capsys):
-    code, out, _ = _cli(capsys, "summary", DETECTION, "--input-size", "64", "64")
+    code, out, _ = run_cli(capsys, "summary", DETECTION, "--input-size", "64", "64")
     assert code == 0
     for text in ("backbone.stage1", "stem and other layers", "fpn", "total", "1×3×64×64", "cls_logits"):
         assert text in out
@@ -76,9 +69,9 @@ def test_table_output(capsys):
 
 
 def test_json_output_and_num_classes(capsys):
-    code, out, _ = _cli(capsys, "summary", CLASSIFICATION, "--input-size", "32", "32", "--num-classes", "7")
+    code, out, _ = run_cli(capsys, "summary", CLASSIFICATION, "--input-size", "32", "32", "--num-classes", "7")
     assert code == 0
-    code, out, _ = _cli(
+    code, out, _ = run_cli(
         capsys, "summary", CLASSIFICATION, "--input-size", "32", "32", "--num-classes", "7", "--format", "json"
     )
     data = json.loads(out)
@@ -92,7 +85,7 @@ def test_a_compiled_model_py_without_its_spec(capsys, tmp_path):
     model_py = tmp_path / "model.py"
     assert main(["compile", str(DETECTION), "-o", str(model_py)]) == 0
     capsys.readouterr()
-    code, out, _ = _cli(capsys, "summary", model_py, "--input-size", "64", "64", "--format", "json")
+    code, out, _ = run_cli(capsys, "summary", model_py, "--input-size", "64", "64", "--format", "json")
     assert code == 0
     data = json.loads(out)
     from_spec = summarize_target(load_target(DETECTION), (64, 64), 10)
@@ -115,7 +108,7 @@ def test_a_model_that_cannot_run_on_meta_runs_on_the_cpu(capsys, tmp_path):
         "        return {'pred': self.head(self.backbone(x).mean((2, 3)))}\n\n\n"
         "def build_model(num_classes):\n    return M(num_classes)\n"
     )
-    code, out, _ = _cli(capsys, "summary", model_py, "--input-size", "8", "8", "--format", "json")
+    code, out, _ = run_cli(capsys, "summary", model_py, "--input-size", "8", "8", "--format", "json")
     assert code == 0
     data = json.loads(out)
     assert data["ran_on"] == "cpu" and data["params"] == 3 * 4 * 9 + 4 + 4 * 10 + 10
@@ -124,11 +117,11 @@ def test_a_model_that_cannot_run_on_meta_runs_on_the_cpu(capsys, tmp_path):
 
 
 def test_errors_are_messages_not_tracebacks(capsys, tmp_path):
-    code, _, err = _cli(capsys, "summary", tmp_path / "missing.yaml")
+    code, _, err = run_cli(capsys, "summary", tmp_path / "missing.yaml")
     assert code == 2 and "missing.yaml" in err
     bad = tmp_path / "bad.yaml"
     bad.write_text(CLASSIFICATION.read_text().replace("block_type: basicblock", "block_type: basicblok"))
-    code, _, err = _cli(capsys, "summary", bad)
+    code, _, err = run_cli(capsys, "summary", bad)
     assert code == 1 and "did you mean 'basicblock'" in err
     with pytest.raises(SystemExit) as exit_info:
         main(["summary", str(CLASSIFICATION), "--input-size", "0", "64"])
@@ -143,6 +136,6 @@ def test_errors_are_messages_not_tracebacks(capsys, tmp_path):
         "        return {'pred': x}\n\n\n"
         "def build_model(num_classes):\n    return M()\n"
     )
-    code, _, err = _cli(capsys, "summary", picky, "--input-size", "8", "8")
+    code, _, err = run_cli(capsys, "summary", picky, "--input-size", "8", "8")
     assert code == 1 and "forward pass on a 1x3x8x8 input failed: ValueError: width must be" in err
     assert "try another --input-size" in err

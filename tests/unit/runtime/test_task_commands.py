@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from npc.cli import main
+from helpers import run_cli, shape_png
 
 BACKBONE = """\
     backbone:
@@ -68,26 +68,10 @@ def _spec(tmp_path, task, data=SHAPES):
     return path
 
 
-def _cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
-def _shape_png(path):
-    from PIL import Image
-
-    from npc.runtime._shapes import generate_shapes
-
-    Image.fromarray(generate_shapes(1, 48, seed=3).images[0]).save(path)
-    return path
-
-
 @pytest.mark.parametrize("task", ["segmentation", "detection", "retinanet"])
 def test_train_evaluate_predict(capsys, tmp_path, task):
     run = tmp_path / "run"
-    code, out, err = _cli(capsys, "train", _spec(tmp_path, task), "--out", run, "--no-tensorboard")
+    code, out, err = run_cli(capsys, "train", _spec(tmp_path, task), "--out", run, "--no-tensorboard")
     assert code == 0, err
     for name in ("model.py", "resolved.yaml", "best.safetensors", "last.safetensors", "training_state.pt"):
         assert (run / name).is_file(), name
@@ -96,19 +80,21 @@ def test_train_evaluate_predict(capsys, tmp_path, task):
         (row,) = list(csv.DictReader(handle))
     assert all(row[m] != "" for m in metrics)
 
-    code, out, err = _cli(capsys, "evaluate", run, "--format", "json")
+    code, out, err = run_cli(capsys, "evaluate", run, "--format", "json")
     assert code == 0, err
     result = json.loads(out)
     assert result["task"] == ("detection" if task == "retinanet" else task) and result["samples"] == 8
     assert all(0.0 <= result[m.removeprefix("valid_")] <= 1.0 for m in metrics)
-    code, out, _ = _cli(capsys, "evaluate", run)
+    code, out, _ = run_cli(capsys, "evaluate", run)
     assert code == 0 and ("mIoU" in out if task == "segmentation" else "mAP50" in out)
 
-    image = _shape_png(tmp_path / "shape.png")
+    image = shape_png(tmp_path / "shape.png")
     (tmp_path / "other").mkdir()
-    twin = _shape_png(tmp_path / "other" / "shape.png")  # same file name: its mask must not overwrite the first
+    twin = shape_png(tmp_path / "other" / "shape.png")  # same file name: its mask must not overwrite the first
     masks = tmp_path / "masks"
-    code, out, err = _cli(capsys, "predict", run, image, twin, "--format", "json", "--masks", masks, "--min-score", "0")
+    code, out, err = run_cli(
+        capsys, "predict", run, image, twin, "--format", "json", "--masks", masks, "--min-score", "0"
+    )
     assert code == 0, err
     record, _ = json.loads(out)
     if task == "segmentation":
@@ -121,7 +107,7 @@ def test_train_evaluate_predict(capsys, tmp_path, task):
         assert isinstance(record["detections"], list)
         for found in record["detections"]:
             assert found["label"] in ("circle", "square", "triangle") and len(found["box"]) == 4
-    code, out, _ = _cli(capsys, "predict", run, image)
+    code, out, _ = run_cli(capsys, "predict", run, image)
     assert code == 0 and out.startswith(str(image))
 
 
@@ -156,7 +142,7 @@ def test_missing_mask_is_exit_2_naming_the_image(capsys, tmp_path):
           path: {{root: {tmp_path / "d"}, train: {{image: img, label: mask}}}}
           id_mapping: [background, thing]
         """)
-    code, _, err = _cli(capsys, "train", _spec(tmp_path, "segmentation", data), "--out", tmp_path / "run")
+    code, _, err = run_cli(capsys, "train", _spec(tmp_path, "segmentation", data), "--out", tmp_path / "run")
     assert code == 2
     assert f"npc train: error: {tmp_path / 'd' / 'img' / 'a.png'}: no mask with the same name" in err
 
@@ -169,17 +155,17 @@ def test_bad_yolo_line_is_exit_1_with_file_and_line(capsys, tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "d" / "img" / "a.png")
     (tmp_path / "d" / "lab" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n0 0.5 oops 0.2 0.2\n")
     data = f"data:\n  path: {{root: {tmp_path / 'd'}, train: {{image: img, label: lab}}}}\n"
-    code, _, err = _cli(capsys, "train", _spec(tmp_path, "detection", data), "--out", tmp_path / "run")
+    code, _, err = run_cli(capsys, "train", _spec(tmp_path, "detection", data), "--out", tmp_path / "run")
     assert code == 1
     assert f"{tmp_path / 'd' / 'lab' / 'a.txt'}:2: expected an integer class and four numbers" in err
 
 
 def test_data_for_another_task_is_exit_1(capsys, tmp_path):
     spec = _spec(tmp_path, "segmentation", "data: {task: detection, format: shapes}\n")
-    code, _, err = _cli(capsys, "train", spec, "--out", tmp_path / "run")
+    code, _, err = run_cli(capsys, "train", spec, "--out", tmp_path / "run")
     assert code == 1 and "/data/task: the data is for detection, but model.task is segmentation" in err
     spec = _spec(tmp_path, "segmentation", "data: {format: digits}\n")
-    code, _, err = _cli(capsys, "train", spec, "--out", tmp_path / "run")
+    code, _, err = run_cli(capsys, "train", spec, "--out", tmp_path / "run")
     assert code == 1 and "data.format 'digits' is not available for segmentation" in err
 
 

@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from npc.cli import main
+from helpers import run_cli, shape_png
 from npc.runtime._errors import RunError
 from npc.runtime._load_model import check_output, training_targets_feeder
 
@@ -140,28 +140,12 @@ def _spec(tmp_path, name, epochs=2, lr=0.003, *, measured=False):
     return path
 
 
-def _cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
-def _shape_png(path):
-    from PIL import Image
-
-    from npc.runtime._shapes import generate_shapes
-
-    Image.fromarray(generate_shapes(1, 48, seed=3).images[0]).save(path)
-    return path
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_train_evaluate_predict(capsys, tmp_path, name):
     """The loss is finite and falls, evaluate reports the task's metric, predict decodes an image."""
     epochs, lr = RUNS.get(name, (2, 0.003))
     run = tmp_path / "run"
-    code, _, err = _cli(capsys, "train", _spec(tmp_path, name, epochs, lr), "--out", run, "--no-tensorboard")
+    code, _, err = run_cli(capsys, "train", _spec(tmp_path, name, epochs, lr), "--out", run, "--no-tensorboard")
     assert code == 0, err
     with (run / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -172,14 +156,14 @@ def test_train_evaluate_predict(capsys, tmp_path, name):
     metric = "miou" if segmentation else "map50"
     assert rows[-1][f"valid_{metric}"] != ""
 
-    code, out, err = _cli(capsys, "evaluate", run, "--format", "json")
+    code, out, err = run_cli(capsys, "evaluate", run, "--format", "json")
     assert code == 0, err
     result = json.loads(out)
     assert result["samples"] == 8 and 0.0 <= result[metric] <= 1.0 and math.isfinite(result["loss"])
 
-    image = _shape_png(tmp_path / "shape.png")
+    image = shape_png(tmp_path / "shape.png")
     masks = tmp_path / "masks"
-    code, out, err = _cli(capsys, "predict", run, image, "--format", "json", "--masks", masks, "--min-score", "0")
+    code, out, err = run_cli(capsys, "predict", run, image, "--format", "json", "--masks", masks, "--min-score", "0")
     assert code == 0, err
     (record,) = json.loads(out)
     if segmentation:
