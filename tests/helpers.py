@@ -110,3 +110,28 @@ def shape_png(path: Path) -> Path:
 
     Image.fromarray(generate_shapes(1, 48, seed=3).images[0]).save(path)
     return path
+
+
+def train_metric_curve(spec: Path, out: Path, metric: str, timeout: int = 900) -> list[float]:
+    """``npc train SPEC --out OUT`` in a fresh process with one torch thread (two pytest workers share two cores):
+    the validation ``metric`` per epoch from metrics.csv, after printing the run's first/best values and time."""
+    import csv
+    import os
+    import subprocess
+    import time
+
+    npc = Path(sys.executable).with_name("npc")
+    started = time.perf_counter()
+    result = subprocess.run(
+        [str(npc), "train", str(spec), "--out", str(out), "--no-tensorboard"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=timeout,
+    )
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    with (out / "metrics.csv").open() as handle:
+        values = [float(row[metric]) for row in csv.DictReader(handle)]
+    print(f"\n{spec.name}: {metric} {values[0]:.2%} -> best {max(values):.2%} in {len(values)} epochs, {seconds:.0f}s")
+    return values

@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from helpers import run_cli, shape_png
+from helpers import REPO, run_cli, shape_png, train_metric_curve
 
 BACKBONE = """\
     backbone:
@@ -179,26 +179,5 @@ def test_data_for_another_task_is_exit_1(capsys, tmp_path):
 )
 def test_the_example_learns_the_shapes(tmp_path, example, metric, reached):
     """docs/runtime.md's figures: the example specs learn the built-in shapes well above chance on CPU."""
-    import os
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    spec = Path(__file__).resolve().parents[3] / "examples" / example
-    npc = Path(sys.executable).with_name("npc")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread: two pytest workers share two cores
-    started = time.perf_counter()
-    result = subprocess.run(
-        [str(npc), "train", str(spec), "--out", str(tmp_path / "run"), "--no-tensorboard"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    seconds = time.perf_counter() - started
-    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
-    with (tmp_path / "run" / "metrics.csv").open() as handle:
-        values = [float(row[metric]) for row in csv.DictReader(handle)]
-    print(f"\n{example}: {metric} {values[0]:.2%} → best {max(values):.2%} in {len(values)} epochs, {seconds:.0f}s")
+    values = train_metric_curve(REPO / "examples" / example, tmp_path / "run", metric, timeout=600)
     assert max(values) >= reached

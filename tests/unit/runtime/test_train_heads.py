@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from helpers import run_cli, shape_png
+from helpers import run_cli, shape_png, train_metric_curve
 from npc.runtime._errors import RunError
 from npc.runtime._load_model import check_output, training_targets_feeder
 
@@ -246,26 +246,5 @@ def test_a_pidnet_spec_without_losses_trains_its_p_and_d_branches(tmp_path):
     ],
 )
 def test_the_measured_run_learns_the_shapes(tmp_path, name, metric, reached):
-    import os
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    spec = _spec(tmp_path, name, measured=True)
-    npc = Path(sys.executable).with_name("npc")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread: two pytest workers share two cores
-    started = time.perf_counter()
-    result = subprocess.run(
-        [str(npc), "train", str(spec), "--out", str(tmp_path / "run"), "--no-tensorboard"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    seconds = time.perf_counter() - started
-    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
-    with (tmp_path / "run" / "metrics.csv").open() as handle:
-        values = [float(row[metric]) for row in csv.DictReader(handle)]
-    print(f"\n{name}: {metric} {values[0]:.2%} → best {max(values):.2%} in {len(values)} epochs, {seconds:.0f}s")
+    values = train_metric_curve(_spec(tmp_path, name, measured=True), tmp_path / "run", metric)
     assert max(values) >= reached and max(values) > values[0]
