@@ -1,9 +1,20 @@
-"""One model, one process: forward latency, training-step throughput and peak RSS, printed as one JSON line.
+"""A model's forward latency, training throughput and peak RSS (or two models' latency side by side), as JSON.
 
 Runs under either Python: npc's (``--model-py``: a module compiled by ``npc compile``) or one where NetsPresso
 Trainer is installed (``--peer-config``: built with its own ``netspresso_trainer.models.build_model``). It imports
 nothing from npc, so the peer's venv needs only the peer. Both sides get the same input, thread count, batch sizes
 and the same stand-in loss (the mean of every output tensor), so the figures compare the models, not the recipes.
+
+Given both ``--model-py`` and ``--peer-config`` (under the peer's Python), it times forward latency only, with both
+models in this one process and their calls interleaved round by round. Timed in two processes, a small model's
+batch-1 latency depends on the process as much as on the model: glibc's malloc hands freed activation memory back
+to the kernel or keeps it depending on what else is on the heap (the peer's imports fill it), and memory handed
+back costs a page fault per 4 KiB page on the next forward, 1-2 ms for mobilenetv3-small. One process, one heap and
+alternating order give both models the same allocator state, thread pool and background load (and
+``model_speed.py`` fixes malloc's thresholds, so that even in one process a buffer is handed back or kept by its
+size, not by where it landed). Each result records the median minor page faults per forward, so an allocator
+effect shows up as a number, not as noise.
+
 Called by ``bench/model_speed.py``; run on demand, never in the test suite.
 """
 
@@ -51,6 +62,10 @@ def tensors(value: Any) -> list[torch.Tensor]:
     return []
 
 
+def minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def median_ms(fn, repeat: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
@@ -62,11 +77,44 @@ def median_ms(fn, repeat: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def forward_ms(model: nn.Module, size: list[int], batch: int, repeat: int) -> float:
-    model.eval()
+def interleaved_forward(models: dict[str, nn.Module], size: list[int], batch: int, repeat: int) -> dict[str, dict]:
+    """Median forward ms and minor page faults per forward of each model, in alternating order round by round."""
     x = torch.randn(batch, 3, *size)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    faults: dict[str, list[int]] = {name: [] for name in models}
+    names = list(models)
     with torch.no_grad():
-        return median_ms(lambda: model(x), repeat)
+        for model in models.values():
+            model.eval()
+            for _ in range(3):  # the first calls pay for lazy kernel set-up and allocator growth
+                model(x)
+        for round_index in range(repeat):
+            for name in names if round_index % 2 == 0 else reversed(names):
+                faults_before, start = minor_faults(), time.perf_counter()
+                models[name](x)
+                times[name].append((time.perf_counter() - start) * 1000)
+                faults[name].append(minor_faults() - faults_before)
+    return {name: {"ms": statistics.median(times[name]), "faults": statistics.median(faults[name])} for name in models}
+
+
+def forward_figures(model: nn.Module, size: list[int], batch: int, repeat: int) -> dict:
+    return interleaved_forward({"model": model}, size, batch, repeat)["model"]
+
+
+def paired_main(args: argparse.Namespace) -> int:
+    torch.manual_seed(0)
+    models = {"npc": build_npc(args.model_py, 10)}
+    torch.manual_seed(0)
+    models["peer"] = build_peer(args.peer_config, 10)
+    result = {name: {"params": sum(p.numel() for p in model.parameters())} for name, model in models.items()}
+    batches = [1] if args.forward_only else [1, 8]
+    for batch in batches:
+        repeat = args.repeat if batch == 1 else max(3, args.repeat // 2)
+        for name, figures in interleaved_forward(models, args.size, batch, repeat).items():
+            result[name][f"forward_ms_b{batch}"] = figures["ms"]
+            result[name][f"minor_faults_per_forward_b{batch}"] = figures["faults"]
+    print(json.dumps(result))
+    return 0
 
 
 def train_images_per_s(model: nn.Module, size: list[int], batch: int, steps: int) -> float:
@@ -85,9 +133,8 @@ def train_images_per_s(model: nn.Module, size: list[int], batch: int, steps: int
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    side = parser.add_mutually_exclusive_group(required=True)
-    side.add_argument("--model-py")
-    side.add_argument("--peer-config")
+    parser.add_argument("--model-py", help="a module compiled by npc compile")
+    parser.add_argument("--peer-config", help="a NetsPresso Trainer model config; with --model-py: paired forward")
     parser.add_argument("--size", type=int, nargs=2, required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=7)
@@ -95,21 +142,28 @@ def main() -> int:
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument("--torch-compile", action="store_true", help="also time torch.compile(model) at batch 1")
     parser.add_argument("--forward-only", action="store_true", help="batch 1 forward latency only")
+    parser.add_argument("--skip-forward", action="store_true", help="no forward timing (taken from a paired run)")
     args = parser.parse_args()
+    if not (args.model_py or args.peer_config):
+        parser.error("give --model-py, --peer-config, or both (paired forward timing)")
 
     torch.set_num_threads(args.threads)
+    if args.model_py and args.peer_config:
+        return paired_main(args)
     torch.manual_seed(0)
     model = build_npc(args.model_py, 10) if args.model_py else build_peer(args.peer_config, 10)
     result: dict[str, Any] = {"params": sum(p.numel() for p in model.parameters())}
-    result["forward_ms_b1"] = forward_ms(model, args.size, 1, args.repeat)
-    if args.forward_only:
-        print(json.dumps(result))
-        return 0
-    result["forward_ms_b8"] = forward_ms(model, args.size, 8, max(3, args.repeat // 2))
+    if not args.skip_forward:
+        figures = forward_figures(model, args.size, 1, args.repeat)
+        result["forward_ms_b1"], result["minor_faults_per_forward_b1"] = figures["ms"], figures["faults"]
+        if args.forward_only:
+            print(json.dumps(result))
+            return 0
+        result["forward_ms_b8"] = forward_figures(model, args.size, 8, max(3, args.repeat // 2))["ms"]
     if args.torch_compile:
         try:
             compiled = torch.compile(model)
-            result["compiled_forward_ms_b1"] = forward_ms(compiled, args.size, 1, args.repeat)
+            result["compiled_forward_ms_b1"] = forward_figures(compiled, args.size, 1, args.repeat)["ms"]
         except Exception as exc:  # report, do not fail the whole benchmark
             result["compiled_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     try:  # a training forward may need targets the stand-in loss does not give (the peer's RT-DETR asserts them)

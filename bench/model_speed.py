@@ -5,7 +5,10 @@ usage: python bench/model_speed.py [--peer-python PATH] [--threads N] [--torch-c
 Each CONFIG (default: the issue's set of peer example configs) is compiled with ``npc compile`` and measured by
 ``bench/_speed_worker.py`` in a fresh process of this Python; with ``--peer-python`` (a venv holding
 ``netspresso-trainer``, e.g. ``pip install torch==2.14.1 torchvision==0.29.1 netspresso-trainer``), the same
-config is built by the peer's own model factory and measured the same way in a fresh process of that Python.
+config is built by the peer's own model factory. Forward latency is then timed with both models in one process of
+that Python, calls interleaved (see the worker's docstring: two processes measure their heaps as much as the
+models); training throughput and peak RSS still come from one fresh process per side. Every worker runs with
+fixed malloc thresholds (``STEADY_MALLOC``), so page faults per forward depend on the ops, not the heap layout.
 Prints a Markdown table for docs/benchmarks.md: medians, and npc/peer ratios (forward: lower is better,
 throughput: higher is better). Run on demand; not part of the test suite.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -31,6 +35,12 @@ DEFAULT = [
     "yolox/yolox-s-detection.yaml",
     "rtdetr/rtdetr-res18-detection.yaml",
 ]
+# glibc's malloc hands freed memory back to the kernel once enough is free at the top of the heap, with thresholds
+# it adapts as the process runs. Whether a forward's activation buffers are handed back, and page-faulted in again
+# by the next forward (1-2 ms for a small model at batch 1), then depends on where they landed on the heap, that is
+# on what the process imported and allocated before: not on the model. Fixed thresholds make it depend on buffer
+# sizes only, which are the same on both sides (same ops). 32 MiB is the largest mmap threshold glibc accepts.
+STEADY_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(1 << 30), "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
 # The input sizes NetsPresso Trainer's examples use (and ../shared/peer/results.json records).
 SIZES = {"classification": 224, "segmentation": 512, "detection": 640, "pose_estimation": 256}
 
@@ -42,17 +52,34 @@ def input_size(config: Path) -> int:
     return SIZES[task]
 
 
-def measure(python: str, side_args: list[str], size: int, args: argparse.Namespace) -> dict:
-    command = [python, str(WORKER), *side_args, "--size", str(size), str(size), "--threads", str(args.threads)]
+def run_worker(python: str, worker_args: list[str], size: int, args: argparse.Namespace) -> dict:
+    command = [python, str(WORKER), *worker_args, "--size", str(size), str(size), "--threads", str(args.threads)]
     command += ["--repeat", str(args.repeat)]
     if args.forward_only:
         command.append("--forward-only")
-    if args.torch_compile and side_args[0] == "--model-py":
-        command.append("--torch-compile")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    env = os.environ | STEADY_MALLOC
+    result = subprocess.run(command, capture_output=True, text=True, timeout=3600, env=env)
     if result.returncode != 0:
         return {"error": (result.stderr.strip().splitlines() or ["?"])[-1][:160]}
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure_side_by_side(model_py: Path, config: Path, size: int, args: argparse.Namespace) -> tuple[dict, dict]:
+    """npc's and the peer's figures: forward from one paired process, the rest from one fresh process per side."""
+    paired = run_worker(args.peer_python, ["--model-py", str(model_py), "--peer-config", str(config)], size, args)
+    if "error" in paired:
+        return paired, {}
+    ours, theirs = paired["npc"], paired["peer"]
+    if not args.forward_only:
+        compile_flag = ["--torch-compile"] if args.torch_compile else []
+        ours |= run_worker(args.peer_python, ["--model-py", str(model_py), "--skip-forward", *compile_flag], size, args)
+        theirs |= run_worker(args.peer_python, ["--peer-config", str(config), "--skip-forward"], size, args)
+    return ours, theirs
+
+
+def measure_npc_only(model_py: Path, size: int, args: argparse.Namespace) -> dict:
+    compile_flag = ["--torch-compile"] if args.torch_compile else []
+    return run_worker(sys.executable, ["--model-py", str(model_py), *compile_flag], size, args)
 
 
 def compile_config(config: Path, folder: Path) -> Path | None:
@@ -72,15 +99,18 @@ def fmt(value: float | None, digits: int = 1) -> str:
 
 def _forward_table(rows: list, args: argparse.Namespace) -> None:
     print(f"Batch 1 eager forward, {args.threads} torch thread(s), median of {args.repeat}; npc / peer.\n")
-    print("| config | input | params | fwd b1 ms npc / peer | ratio |")
-    print("|---|---:|---:|---:|---:|")
+    print("| config | input | params | fwd b1 ms npc / peer | ratio | page faults per forward npc / peer |")
+    print("|---|---:|---:|---:|---:|---:|")
     for stem, size, ours, theirs in rows:
         if "error" in ours:
-            print(f"| {stem} | {size}² | {ours['error']} | | |")
+            print(f"| {stem} | {size}² | {ours['error']} | | | |")
             continue
         peer = theirs.get("forward_ms_b1")
-        ratio_text = ratio(ours["forward_ms_b1"], peer)
-        print(f"| {stem} | {size}² | {ours['params']:,} | {fmt(ours['forward_ms_b1'])} / {fmt(peer)} | {ratio_text} |")
+        faults = (
+            f"{fmt(ours.get('minor_faults_per_forward_b1'), 0)} / {fmt(theirs.get('minor_faults_per_forward_b1'), 0)}"
+        )
+        timing = f"{fmt(ours['forward_ms_b1'])} / {fmt(peer)}"
+        print(f"| {stem} | {size}² | {ours['params']:,} | {timing} | {ratio(ours['forward_ms_b1'], peer)} | {faults} |")
 
 
 def _pair(ours: dict, theirs: dict, key: str) -> str:
@@ -108,12 +138,15 @@ def main() -> int:
         for config in configs:
             size = input_size(config)
             model_py = compile_config(config, Path(tmp))
-            # The emitted model imports only torch, so it runs under the peer's Python too: same torch build, and
-            # the ratio compares the models, not two torch releases.
-            python = args.peer_python or sys.executable
-            ours = measure(python, ["--model-py", str(model_py)], size, args) if model_py else {}
-            theirs = measure(args.peer_python, ["--peer-config", str(config)], size, args) if args.peer_python else {}
-            rows.append((config.stem, size, ours if model_py else {"error": "does not compile"}, theirs))
+            if model_py is None:
+                ours, theirs = {"error": "does not compile"}, {}
+            elif args.peer_python:
+                # The emitted model imports only torch, so it runs under the peer's Python too: same torch build,
+                # and the ratio compares the models, not two torch releases.
+                ours, theirs = measure_side_by_side(model_py, config, size, args)
+            else:
+                ours, theirs = measure_npc_only(model_py, size, args), {}
+            rows.append((config.stem, size, ours, theirs))
             print(f"{config.stem}: npc {ours} peer {theirs}", file=sys.stderr)
 
     if args.forward_only:
