@@ -113,21 +113,53 @@ def paired_main(args: argparse.Namespace) -> int:
         for name, figures in interleaved_forward(models, args.size, batch, repeat).items():
             result[name][f"forward_ms_b{batch}"] = figures["ms"]
             result[name][f"minor_faults_per_forward_b{batch}"] = figures["faults"]
+    if not args.forward_only:
+        steps = max(args.train_steps, 5)  # interleaved, the same steps cost the two models the same machine noise
+        for name, figures in interleaved_train(models, args.size, args.train_batch, steps).items():
+            result[name] |= figures
     print(json.dumps(result))
     return 0
 
 
-def train_images_per_s(model: nn.Module, size: list[int], batch: int, steps: int) -> float:
-    model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+def interleaved_train(models: dict[str, nn.Module], size: list[int], batch: int, steps: int) -> dict[str, dict]:
+    """Median training throughput (images/s) of each model, steps alternating round by round, or its error."""
     x = torch.randn(batch, 3, *size)
+    step_fns, out = {}, {}
+    for name, model in models.items():
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+        step_fns[name] = _train_step(model, optimizer, x)
+        try:
+            step_fns[name]()  # warm-up; a model whose training forward needs targets fails here (the peer's RT-DETR)
+        except Exception as exc:  # noqa: BLE001 - report it; the other side's figures still stand
+            out[name] = {"train_error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"}
+            del step_fns[name]
+    times: dict[str, list[float]] = {name: [] for name in step_fns}
+    names = list(step_fns)
+    for round_index in range(steps):
+        for name in names if round_index % 2 == 0 else reversed(names):
+            start = time.perf_counter()
+            step_fns[name]()
+            times[name].append(time.perf_counter() - start)
+    for name in names:
+        out[name] = {"train_images_per_s": batch / statistics.median(times[name])}
+    return out
 
+
+def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor):
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         loss = sum(t.float().mean() for t in tensors(model(x)))
         loss.backward()
         optimizer.step()
 
+    return step
+
+
+def train_images_per_s(model: nn.Module, size: list[int], batch: int, steps: int) -> float:
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    step = _train_step(model, optimizer, torch.randn(batch, 3, *size))
     return batch / (median_ms(step, steps, warmup=1) / 1000)
 
 

@@ -65,15 +65,18 @@ def run_worker(python: str, worker_args: list[str], size: int, args: argparse.Na
 
 
 def measure_side_by_side(model_py: Path, config: Path, size: int, args: argparse.Namespace) -> tuple[dict, dict]:
-    """npc's and the peer's figures: forward from one paired process, the rest from one fresh process per side."""
+    """npc's and the peer's figures: forward latency and training throughput from one paired process (timed
+    alternately), peak RSS and torch.compile from one fresh process per side."""
     paired = run_worker(args.peer_python, ["--model-py", str(model_py), "--peer-config", str(config)], size, args)
     if "error" in paired:
         return paired, {}
     ours, theirs = paired["npc"], paired["peer"]
-    if not args.forward_only:
+    if not args.forward_only:  # peak RSS (and torch.compile) need a process per side; throughput stays the paired one
         compile_flag = ["--torch-compile"] if args.torch_compile else []
-        ours |= run_worker(args.peer_python, ["--model-py", str(model_py), "--skip-forward", *compile_flag], size, args)
-        theirs |= run_worker(args.peer_python, ["--peer-config", str(config), "--skip-forward"], size, args)
+        alone = run_worker(args.peer_python, ["--model-py", str(model_py), "--skip-forward", *compile_flag], size, args)
+        ours |= {key: value for key, value in alone.items() if key not in ours}
+        alone = run_worker(args.peer_python, ["--peer-config", str(config), "--skip-forward"], size, args)
+        theirs |= {key: value for key, value in alone.items() if key not in theirs}
     return ours, theirs
 
 
