@@ -170,3 +170,29 @@ def test_rng_states_survive_a_weights_only_round_trip(tmp_path):
     restore_rng(load_training_state(tmp_path / "s.pt")["rng"])
     got = (torch.rand(3), random.random(), np.random.rand())
     assert torch.equal(expected[0], got[0]) and expected[1:] == got[1:]
+
+
+def test_truncated_checkpoints_are_refused_by_name_and_good_files_survive(capsys, tmp_path, write_spec, tiny_model_py):
+    """Half a training_state.pt (a disk that filled up, a copy cut short): resuming says which file and why, exits
+    non-zero without a traceback, and leaves the run's weights as they were; half a .safetensors is refused too."""
+    from helpers import run_cli
+
+    spec = write_spec(
+        "epochs: 2\nbatch_size: 128\noptimizer: {name: adamw, lr: 0.01}", "format: digits\nimage_size: 16"
+    )
+    run = tmp_path / "run"
+    args = ("train", spec, "--model-py", tiny_model_py, "--out", run, "--no-tensorboard")
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    state = run / "training_state.pt"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    weights = {name: (run / name).read_bytes() for name in ("last.safetensors", "best.safetensors")}
+
+    code, _, err = run_cli(capsys, *args, "--resume", run)
+    assert code != 0 and "training_state.pt" in err
+    assert {name: (run / name).read_bytes() for name in weights} == weights
+
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(weights["last.safetensors"][: len(weights["last.safetensors"]) // 2])
+    with pytest.raises(CheckpointError, match="cut.safetensors: not a readable safetensors file"):
+        load_weights(cut)
