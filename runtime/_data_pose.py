@@ -20,7 +20,6 @@ which defaults to the rtmcc head's ``target_size`` (the compiled model accepts n
 
 from __future__ import annotations
 
-import colorsys
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -45,7 +44,7 @@ from ._data import (
 )
 from ._errors import EXIT_USAGE, DataError
 
-__all__ = ["FIGURE_KEYPOINTS", "PosePreprocess", "build_pose", "draw_figure", "save_keypoint_drawing"]
+__all__ = ["FIGURE_KEYPOINTS", "PosePreprocess", "build_pose", "draw_figure"]
 
 FIGURE_KEYPOINTS = ("head", "neck", "left_hand", "right_hand", "hip", "left_foot", "right_foot")
 FIGURE_SWAP = (0, 1, 3, 2, 4, 6, 5)  # each keypoint's mirror twin: the hands and the feet trade places in a flip
@@ -229,24 +228,6 @@ def _stick_figures(config: dict[str, Any], splits: Sequence[str], height: int, w
     return DataBundle(
         out, len(names), names, preprocess, True, description, [], "pose_estimation", keypoint_swap=FIGURE_SWAP
     )
-
-
-def save_keypoint_drawing(image: str | Path, keypoints: list[dict[str, Any]], target: str | Path) -> None:
-    """``image`` with each keypoint drawn as a numbered dot (a colour per keypoint), written as a PNG atomically."""
-    from PIL import ImageDraw
-
-    from ._checkpoint import atomic_write
-
-    picture = _open_image(image).convert("RGB")
-    pen = ImageDraw.Draw(picture)
-    radius = max(2.0, min(picture.size) / 80)
-    for point in keypoints:
-        hue = (point["index"] * 0.13) % 1.0  # golden-ratio-ish steps: neighbouring indices get distinct colours
-        colour = tuple(int(255 * c) for c in colorsys.hsv_to_rgb(hue, 0.9, 1.0))
-        x, y = point["x"], point["y"]
-        pen.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour, outline=(0, 0, 0))
-        pen.text((x + radius + 1, y - radius), str(point["index"]), fill=colour)
-    atomic_write(target, lambda tmp: picture.save(tmp, format="PNG"))
 
 
 # --- local layout ------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from ._checkpoint import apply_weights, atomic_write, atomic_write_text, load_weights
 from ._config import RunConfig
 from ._data import Preprocess, _open_image, _pil, build_data
+from ._drawing import draw_boxes, draw_keypoints, draw_mask
 from ._errors import EXIT_USAGE, DataError, RunError
 from ._load_model import build, head_name, import_model, model_source
 from ._losses import build_loss
@@ -146,12 +147,15 @@ def predict_images(
     min_score: float = 0.3,
     mask_dir: str | Path | None = None,
     keypoint_dir: str | Path | None = None,
+    draw_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """One record per image. Classification: best label, its softmax score, and the ``top_k`` best (label, score)
     pairs. Segmentation: the share of each class's pixels (and the mask PNG written to ``mask_dir``). Detection:
     the boxes scoring at least ``min_score``, in the image's own pixels. Pose: each keypoint's position in the
     image's own pixels and score (the whole image is the person's box), written with a drawing to
-    ``keypoint_dir``."""
+    ``keypoint_dir``. ``draw_dir``: the boxes, the mask or the keypoints drawn on each image (``<image>.png``)."""
+    if draw_dir is not None and config.spec.task == "classification":
+        raise RunError("--draw: a classification has nothing to draw on the image (the label is printed)", EXIT_USAGE)
     num_classes = names = preprocess = None
     task = config.spec.task
     state, metadata = load_weights(weights)
@@ -170,7 +174,7 @@ def predict_images(
     preprocess = preprocess or loaded.preprocess
     if task == "detection" and loaded.postprocessor is None:
         raise RunError(f"{model_py or config.spec_path}: defines no build_postprocessor(); cannot decode boxes")
-    for folder in (mask_dir, keypoint_dir):
+    for folder in (mask_dir, keypoint_dir, draw_dir):
         if folder is not None:
             Path(folder).mkdir(parents=True, exist_ok=True)
     names_used = OutputNames()
@@ -178,17 +182,18 @@ def predict_images(
     for image in images:
         if not Path(image).is_file():
             raise DataError(f"{image}: image not found", EXIT_USAGE)
+        stem = names_used.stem(image)
+        drawing = Path(draw_dir) / f"{stem}.png" if draw_dir is not None else None
         if task == "pose_estimation":
-            stem = Path(keypoint_dir) / names_used.stem(image) if keypoint_dir is not None else None
-            out.append(_pose(loaded, preprocess, image, stem))
+            out.append(_pose(loaded, preprocess, image, Path(keypoint_dir) / stem if keypoint_dir else None, drawing))
             continue
         x = preprocess.image(image).unsqueeze(0).to(loaded.device)
         if task == "segmentation":
-            target = Path(mask_dir) / f"{names_used.stem(image)}.png" if mask_dir is not None else None
-            out.append(_segment(loaded, x, image, target))
+            target = Path(mask_dir) / f"{stem}.png" if mask_dir is not None else None
+            out.append(_segment(loaded, x, image, target, drawing))
             continue
         if task == "detection":
-            out.append(_detect(loaded, x, image, min_score))
+            out.append(_detect(loaded, x, image, min_score, drawing))
             continue
         probs = torch.softmax(loaded.model(x)["pred"].float(), dim=-1)[0]
         scores, indices = probs.topk(min(top_k, loaded.num_classes))
@@ -216,7 +221,9 @@ class OutputNames:
         return stem
 
 
-def _segment(loaded: Loaded, x: torch.Tensor, image: str, mask_path: Path | None) -> dict[str, Any]:
+def _segment(
+    loaded: Loaded, x: torch.Tensor, image: str, mask_path: Path | None, drawing: Path | None
+) -> dict[str, Any]:
     width, height = _open_image(image).size
     logits = loaded.model(x)["pred"].float()
     logits = torch.nn.functional.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
@@ -231,10 +238,13 @@ def _segment(loaded: Loaded, x: torch.Tensor, image: str, mask_path: Path | None
         picture = _pil().Image.fromarray(mask.to(torch.uint8).numpy())  # 8-bit grey: class indices
         atomic_write(mask_path, lambda tmp: picture.save(tmp, format="PNG"))
         record["mask"] = str(mask_path)
+    if drawing is not None:
+        draw_mask(image, mask.numpy(), drawing)
+        record["drawing"] = str(drawing)
     return record
 
 
-def _detect(loaded: Loaded, x: torch.Tensor, image: str, min_score: float) -> dict[str, Any]:
+def _detect(loaded: Loaded, x: torch.Tensor, image: str, min_score: float, drawing: Path | None) -> dict[str, Any]:
     width, height = _open_image(image).size
     size = tuple(x.shape[-2:])
     found = loaded.postprocessor(loaded.model(x), size)[0]
@@ -246,11 +256,14 @@ def _detect(loaded: Loaded, x: torch.Tensor, image: str, min_score: float) -> di
         corners = [round(float(v), 1) for v in box * scale]
         index = int(label)
         detections.append({"index": index, "label": loaded.class_names[index], "score": float(score), "box": corners})
-    return {"image": image, "detections": detections}
+    record: dict[str, Any] = {"image": image, "detections": detections}
+    if drawing is not None:
+        draw_boxes(image, detections, drawing)
+        record["drawing"] = str(drawing)
+    return record
 
 
-def _pose(loaded: Loaded, preprocess: Any, image: str, stem: Path | None) -> dict[str, Any]:
-    from ._data_pose import save_keypoint_drawing
+def _pose(loaded: Loaded, preprocess: Any, image: str, stem: Path | None, drawing: Path | None) -> dict[str, Any]:
     from ._metrics import decode_simcc
 
     x, crop = preprocess.image(image)
@@ -270,6 +283,9 @@ def _pose(loaded: Loaded, preprocess: Any, image: str, stem: Path | None) -> dic
     record: dict[str, Any] = {"image": image, "keypoints": found}
     if stem is not None:
         atomic_write_text(f"{stem}.keypoints.json", json.dumps(record, indent=2) + "\n")
-        save_keypoint_drawing(image, found, f"{stem}.keypoints.png")
+        draw_keypoints(image, found, f"{stem}.keypoints.png")
         record["json"], record["drawing"] = f"{stem}.keypoints.json", f"{stem}.keypoints.png"
+    if drawing is not None:
+        draw_keypoints(image, found, drawing)
+        record["drawing"] = str(drawing)
     return record

@@ -99,6 +99,12 @@ def register(subparsers) -> None:
         metavar="DIR",
         help="pose: write <image>.keypoints.json and <image>.keypoints.png (keypoints drawn) per image into DIR",
     )
+    p.add_argument(
+        "--draw",
+        metavar="DIR",
+        help="write each image with its boxes (detection), mask (segmentation) or keypoints (pose) drawn on it, "
+        "as DIR/<image>.png",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
     p.add_argument("--model-py", metavar="FILE", help="use this compiled model.py instead of compiling SPEC")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -343,6 +349,7 @@ def _predict(args: argparse.Namespace) -> int:
         min_score=args.min_score,
         mask_dir=args.masks,
         keypoint_dir=args.keypoints,
+        draw_dir=args.draw,
     )
     if args.format == "json":
         print(json.dumps(records, indent=2))
@@ -358,10 +365,13 @@ def _predict(args: argparse.Namespace) -> int:
                 print(f"{record['image']}\t{found['label']}\t{found['score']:.4f}\t{box}")
             if not record["detections"]:
                 print(f"{record['image']}\t-")
+            if "drawing" in record:
+                print(f"{record['image']}\tdrawn: {record['drawing']}")
             continue
         if "classes" in record:
             shares = ", ".join(f"{name} {share:.1%}" for name, share in record["classes"].items())
-            print(f"{record['image']}\t{shares}" + (f"\t{record['mask']}" if "mask" in record else ""))
+            files = [record[key] for key in ("mask", "drawing") if key in record]
+            print("\t".join([record["image"], shares, *files]))
             continue
         line = f"{record['image']}\t{record['label']}\t{record['score']:.4f}"
         if args.top_k > 1:

@@ -136,6 +136,13 @@ def test_predict_errors(capsys, trained_run, tmp_path):
     assert code == 2 and "nope.safetensors: weights file not found" in err
     code, _, err = run_cli(capsys, "evaluate", tmp_path)
     assert code == 2 and "not an npc train run folder" in err
+    from PIL import Image
+
+    picture = tmp_path / "digit.png"
+    Image.new("RGB", (16, 16)).save(picture)
+    code, _, err = run_cli(capsys, "predict", trained_run, picture, "--draw", tmp_path / "drawn")
+    assert code == 2 and "--draw: a classification has nothing to draw" in err
+    assert not (tmp_path / "drawn").exists()
 
 
 @pytest.mark.parametrize(

@@ -92,11 +92,18 @@ def test_train_evaluate_predict(capsys, tmp_path, task):
     (tmp_path / "other").mkdir()
     twin = shape_png(tmp_path / "other" / "shape.png")  # same file name: its mask must not overwrite the first
     masks = tmp_path / "masks"
+    drawn = tmp_path / "drawn"
     code, out, err = run_cli(
-        capsys, "predict", run, image, twin, "--format", "json", "--masks", masks, "--min-score", "0"
+        capsys, "predict", run, image, twin, "--format", "json", "--masks", masks, "--min-score", "0", "--draw", drawn
     )
     assert code == 0, err
     record, _ = json.loads(out)
+    from PIL import Image, ImageChops
+
+    with Image.open(record["drawing"]) as drawing, Image.open(image) as original:
+        assert record["drawing"] == str(drawn / "shape.png") and drawing.size == original.size
+        if task == "segmentation" or record["detections"]:  # a mask always shows; boxes when there are any
+            assert ImageChops.difference(drawing.convert("RGB"), original.convert("RGB")).getbbox() is not None
     if task == "segmentation":
         from PIL import Image
 
