@@ -36,6 +36,7 @@ __all__ = [
     "head_name",
     "import_model",
     "model_source",
+    "takes_training_targets",
     "training_targets_feeder",
 ]
 
@@ -240,6 +241,11 @@ def _check_detection_output(out: Any, num_classes: int, batch: int, path: str | 
     problem = layout.mismatch(out, num_classes, batch)
     if problem:
         raise RunError(f"{path}: {head}: {problem}")
+
+
+def takes_training_targets(model: nn.Module) -> bool:
+    """Whether a module of ``model`` (RT-DETR's head) builds part of its training forward from the ground truth."""
+    return any(callable(getattr(m, "set_training_targets", None)) for m in model.modules())
 
 
 def training_targets_feeder(model: nn.Module) -> Callable[[Any, tuple[int, int]], None]:

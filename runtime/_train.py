@@ -58,6 +58,7 @@ from ._load_model import (
     import_model,
     keep_frozen_eval,
     model_source,
+    takes_training_targets,
     training_targets_feeder,
 )
 from ._losses import build_loss
@@ -261,7 +262,13 @@ def _train(
     net = model  # the model itself: EMA, evaluation and the saved weights use it, never the DDP wrapper
     feed_targets = training_targets_feeder(net)  # RT-DETR's denoising queries are made from the ground truth
     if place.enabled:
-        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        # RT-DETR's denoising embedding takes no part in a step whose batch has no boxes, and that can happen on
+        # one rank only: DDP must then not wait for its gradient (find_unused_parameters costs a graph walk).
+        model = DistributedDataParallel(
+            net,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=takes_training_targets(net),
+        )
     valid_loader = DataLoader(
         valid_set, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=data.collate
     )

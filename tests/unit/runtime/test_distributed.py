@@ -171,3 +171,31 @@ def test_torchrun_without_out_is_a_usage_error(monkeypatch, tmp_path, write_spec
     monkeypatch.chdir(tmp_path)
     assert main(["train", str(write_spec("epochs: 1"))]) == 2
     assert "npc train [rank 1]: error: under torchrun, give the run folder with --out" in capsys.readouterr().err
+
+
+def test_rtdetr_trains_under_torchrun_when_one_process_gets_no_boxes(tmp_path):
+    """RT-DETR's denoising embedding takes no part in a step without boxes. Four images, one with a box, one per
+    process per step: in the step holding the box the other process has none, and DDP must not wait for a
+    gradient of that embedding (find_unused_parameters for heads fed with training targets)."""
+    from PIL import Image
+    from test_train_heads import MODELS
+
+    from npc.runtime._shapes import generate_shapes
+
+    shapes = generate_shapes(4, 64, seed=1)
+    for folder in ("images", "labels"):
+        (tmp_path / folder).mkdir()
+    for index, picture in enumerate(shapes.images):
+        Image.fromarray(picture).save(tmp_path / "images" / f"{index}.png")
+        (tmp_path / "labels" / f"{index}.txt").write_text("0 0.5 0.5 0.3 0.3\n" if index == 0 else "")
+    spec = tmp_path / "rtdetr.yaml"
+    spec.write_text(
+        "model:\n  name: ddp_rtdetr\n"
+        + MODELS["rtdetr_head"]
+        + "training: {epochs: 2, batch_size: 2, seed: 1, num_workers: 0, optimizer: {name: adamw, lr: 0.001}}\n"
+        + f"data:\n  path: {{root: {tmp_path}, train: {{image: images, label: labels}},"
+        + " valid: {image: images, label: labels}}\n  id_mapping: [shape]\n  image_size: 64\n"
+    )
+    output = _torchrun(spec, "--out", tmp_path / "run", "--no-tensorboard", cwd=tmp_path)
+    assert "2 processes (gloo, 1 images each per step)" in output
+    assert load_training_state(tmp_path / "run")["epoch"] == 2
