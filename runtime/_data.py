@@ -247,6 +247,16 @@ def _split_paths(config: dict[str, Any], split: str) -> tuple[str | None, str | 
     return node.get("image"), node.get("label")
 
 
+def read_json(path: Path, what: str) -> Any:
+    """The JSON document at ``path``; an unreadable or malformed file is a DataError naming it and ``what`` it is."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what} ({exc.strerror or exc})", EXIT_USAGE) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: {what} is not JSON ({exc})") from None
+
+
 def split_sources(config: dict[str, Any], split: str, labels: str) -> tuple[str, str] | None:
     """The split's (image folder, label path) as written, both required; None for a valid split the data does
     not name (it is then held out of train). ``labels`` says what the label path holds, for the error."""

@@ -13,7 +13,6 @@ COCO annotations without area are dropped and counted (the official COCO files h
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,17 @@ import torch
 from torch.utils.data import Dataset
 
 from ._bad_samples import BadSamples, SampleError
-from ._data import IMAGE_SUFFIXES, DataBundle, Preprocess, _folder, _holdout, _root, check_image, split_sources
+from ._data import (
+    IMAGE_SUFFIXES,
+    DataBundle,
+    Preprocess,
+    _folder,
+    _holdout,
+    _root,
+    check_image,
+    read_json,
+    split_sources,
+)
 from ._data_segmentation import SHAPES_MEAN, SHAPES_STD, shape_split_seed
 from ._errors import EXIT_USAGE, DataError
 from ._shapes import SHAPE_NAMES, generate_shapes
@@ -261,12 +270,7 @@ def _read_coco(path: Path, image_dir: Path) -> tuple[list[CocoImage], list[str]]
     """COCO instances JSON: ``images`` (file_name, width, height), ``annotations`` (bbox x, y, w, h in pixels),
     ``categories`` (class index = order of category ids). Crowd annotations are skipped. A malformed file stops the
     run; a bad sample in it (an unknown category, a box outside its image) is left to the policy."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read COCO file ({exc.strerror or exc})", EXIT_USAGE) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a JSON file ({exc})") from None
+    document = read_json(path, "the COCO file")
     if not isinstance(document, dict) or not all(isinstance(document.get(k), list) for k in ("images", "categories")):
         raise DataError(f"{path}: expected a COCO object with 'images', 'annotations' and 'categories' lists")
     try:

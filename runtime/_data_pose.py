@@ -40,6 +40,7 @@ from ._data import (
     _pil,
     _root,
     check_image,
+    read_json,
     split_sources,
 )
 from ._errors import EXIT_USAGE, DataError
@@ -327,12 +328,7 @@ def _keypoint_names(mapping: Any, root: Path) -> list[str] | None:
         return None
     if isinstance(mapping, str):
         path = root / mapping
-        try:
-            mapping = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise DataError(f"{path}: cannot read id_mapping file ({exc.strerror or exc})", EXIT_USAGE) from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: id_mapping file is not JSON ({exc})") from None
+        mapping = read_json(path, "the id_mapping file")
         where = str(path)
     else:
         where = "data.id_mapping"
