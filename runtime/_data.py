@@ -270,6 +270,15 @@ def split_sources(config: dict[str, Any], split: str, labels: str) -> tuple[str,
     return image_dir, label
 
 
+def split_folders(config: dict[str, Any], root: Path, split: str, labels: str) -> tuple[Path, Path] | None:
+    """:func:`split_sources` for layouts whose labels are a folder too: both folders, checked to exist."""
+    sources = split_sources(config, split, labels)
+    if sources is None:
+        return None
+    image_dir, label_dir = sources
+    return _folder(root, image_dir, f"data.path.{split}.image"), _folder(root, label_dir, f"data.path.{split}.label")
+
+
 def _folder(root: Path, relative: str, what: str) -> Path:
     folder = root / relative
     if not folder.is_dir():

@@ -34,14 +34,13 @@ from ._bad_samples import BadSamples, SampleError
 from ._data import (
     IMAGE_SUFFIXES,
     DataBundle,
-    _folder,
     _holdout,
     _open_image,
     _pil,
     _root,
     check_image,
     read_json,
-    split_sources,
+    split_folders,
 )
 from ._errors import EXIT_USAGE, DataError
 
@@ -265,12 +264,10 @@ def _local(config: dict[str, Any], splits: Sequence[str], height: int, width: in
     bad = BadSamples.from_config(config)
     check = _image_check()
     for split in dict.fromkeys([*splits, "train"] if "valid" in splits else splits):
-        sources = split_sources(config, split, "a folder of .txt labels")
-        if sources is None:
+        folders = split_folders(config, root, split, "a folder of .txt labels")
+        if folders is None:
             continue  # held out of train below
-        image_dir, label_dir = sources
-        images = _folder(root, image_dir, f"data.path.{split}.image")
-        labels = _folder(root, label_dir, f"data.path.{split}.label")
+        images, labels = folders
         people, unlabelled = _people(images, labels, names)
         if names is None and people:
             names = [str(i) for i in range(len(people[0].keypoints))]

@@ -26,13 +26,12 @@ from ._data import (
     IMAGE_SUFFIXES,
     DataBundle,
     Preprocess,
-    _folder,
     _holdout,
     _open_image,
     _pil,
     _root,
     check_image,
-    split_sources,
+    split_folders,
 )
 from ._errors import EXIT_USAGE, DataError
 from ._shapes import SHAPE_NAMES, generate_shapes
@@ -215,12 +214,10 @@ def _local(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
     bad = BadSamples.from_config(config)
     datasets: dict[str, Dataset] = {}
     for split in dict.fromkeys([*splits, "train"] if "valid" in splits else splits):
-        sources = split_sources(config, split, "a folder of masks")
-        if sources is None:
+        folders = split_folders(config, root, split, "a folder of masks")
+        if folders is None:
             continue  # held out of train below
-        image_dir, mask_dir = sources
-        images = _folder(root, image_dir, f"data.path.{split}.image")
-        masks = _folder(root, mask_dir, f"data.path.{split}.label")
+        images, masks = folders
         candidates = _pairs(images, masks)
         if not candidates:
             raise DataError(f"{images}: the {split} split has no images ({', '.join(IMAGE_SUFFIXES)})")
