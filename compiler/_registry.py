@@ -141,7 +141,8 @@ class Component:
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        """Infer this node's outputs from its inputs and say how to instantiate it. ``params`` has defaults filled.
+        """Infer this node's outputs from its inputs and say how to instantiate it. ``params`` has defaults filled,
+        and :meth:`check` found no issue with them (the compiler's ``infer_features`` pass runs it first).
 
         Backbones get ``inputs=(Feature(3, 1),)``; necks and heads get the features on their incoming edge.
         Raise :class:`BuildError` (with a pointer relative to the component) for combinations that cannot build.

@@ -47,7 +47,6 @@ class AnchorFreeDecoupledHead(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
         depthwise = bool(params["depthwise"])
         return Built(
             class_name="AnchorFreeDecoupledHead",

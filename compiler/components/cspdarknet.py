@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import BuildError, Built, Code, Component, Feature, Issue, register
+from .._registry import Built, Code, Component, Feature, Issue, register
 from ._common import ACTIVATIONS, act_param
 from ._zoo_schema import boolean, positive
 
@@ -53,9 +53,6 @@ class CSPDarknet(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
-        for issue in cls.check(params, stage_params, task):
-            raise BuildError(issue.pointer, issue.message)
         base_channels = int(params["wid_mul"] * 64)  # the peer's rounding: truncation
         base_depth = max(round(params["dep_mul"] * 3), 1)  # Python's round(), as in the peer
         stages = tuple(

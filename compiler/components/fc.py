@@ -37,7 +37,6 @@ class FC(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
         for issue in _issues(params):
             raise BuildError(issue.pointer, issue.message)
         hidden_layers = params["num_layers"] > 1

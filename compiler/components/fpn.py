@@ -59,7 +59,6 @@ class FPN(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
         num_ins, num_outs = len(inputs), params["num_outs"]
         start_level, end_level = params["start_level"], params["end_level"]
         if end_level in (-1, num_ins - 1):

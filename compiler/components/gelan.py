@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import BuildError, Built, Code, Component, Feature, Issue, register
+from .._registry import Built, Code, Component, Feature, Issue, register
 from ._common import ACTIVATIONS, act_param
 from ._zoo_schema import field, integer, return_stage_idx_issues, return_stage_idx_param, row, rows
 
@@ -92,9 +92,6 @@ class GELAN(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
-        for issue in cls.check(params, stage_params, task):
-            raise BuildError(issue.pointer, issue.message)
         stages = stage_params or []
         features = _stage_features(params, stages)
         global_pool = task == "classification"

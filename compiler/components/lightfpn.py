@@ -42,7 +42,6 @@ class LightFPN(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
         if len(inputs) < 2:
             raise BuildError("", f"lightfpn fuses two feature maps, but gets {len(inputs)}")
         fine, coarse = inputs[-2], inputs[-1]

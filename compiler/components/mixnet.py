@@ -119,7 +119,6 @@ class MixNet(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
         for issue in _issues(params, stage_params):
             raise BuildError(issue.pointer, issue.message)
         width, depth = params["wid_mul"], params["dep_mul"]

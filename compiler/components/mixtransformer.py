@@ -71,7 +71,6 @@ class MixTransformer(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
         for issue in _issues(stage_params):
             raise BuildError(issue.pointer, issue.message)
         stages = stage_params or []

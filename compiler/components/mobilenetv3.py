@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import BuildError, Built, Component, Feature, Issue, register
+from .._registry import Built, Component, Feature, Issue, register
 from ._common import ACTIVATIONS
 from ._zoo_schema import ACT_NAMES, equal_length_issues, field, per_block, stage_object
 
@@ -81,8 +81,6 @@ class MobileNetV3(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        for issue in cls.check(params, stage_params, task):
-            raise BuildError(issue.pointer, issue.message)
         stages = stage_params or []
         squeeze_excitation = any(any(stage["use_se"]) for stage in stages)
         blocks = [_stage_blocks(stage, squeeze_excitation) for stage in stages]

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import BuildError, Built, Component, Feature, Issue, register
+from .._registry import Built, Component, Feature, Issue, register
 from ._common import ACTIVATIONS, NORMALIZATIONS, act_param, norm_param
 from ._zoo_schema import (
     divisible_issue,
@@ -129,9 +129,6 @@ class MobileNetV4(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
-        for issue in cls.check(params, stage_params, task):
-            raise BuildError(issue.pointer, issue.message)
         stages = stage_params or []
         kinds = {block[0] for stage in stages for block in stage}
         features = _stage_features(params, stages)

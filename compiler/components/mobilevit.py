@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import BuildError, Built, Component, Feature, Issue, register
+from .._registry import Built, Component, Feature, Issue, register
 from ._zoo_schema import boolean, divisible_issue, field, integer, probability
 
 MOBILEVIT_ONLY = ("attention_channels", "ffn_intermediate_channels", "dilate")
@@ -97,9 +97,6 @@ class MobileViT(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
-        for issue in cls.check(params, stage_params, task):
-            raise BuildError(issue.pointer, issue.message)
         stages = stage_params or []
         dilation = any(stage["block_type"] == "mobilevit" and stage["dilate"] for stage in stages)
         keys = STAGE_KEYS if dilation else STAGE_KEYS[:-1]  # ``dilate`` is only read when some stage dilates

@@ -86,9 +86,6 @@ class RTDETRHead(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
-        for issue in cls.check(params, stage_params, task):
-            raise BuildError(issue.pointer, issue.message)
         if len(inputs) != INCOMING_LEVELS:
             raise BuildError(
                 "", f"rtdetr_head takes exactly {INCOMING_LEVELS} feature maps (as the peer), got {len(inputs)}"

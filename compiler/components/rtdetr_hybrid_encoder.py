@@ -64,9 +64,6 @@ class RTDETRHybridEncoder(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
-        for issue in cls.check(params, stage_params, task):
-            raise BuildError(issue.pointer, issue.message)
         for position, index in enumerate(params["use_encoder_idx"]):
             if index >= len(inputs):
                 raise BuildError(

@@ -53,7 +53,6 @@ class ShuffleNetV2(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
         channels = MODEL_SIZES[params["model_size"]]
         stages = tuple(Feature(width, STEM_STRIDE * 2 ** (index + 1)) for index, width in enumerate(channels))
         global_pool = task == "classification"

@@ -54,7 +54,6 @@ class ViT(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
         for issue in _issues(params):
             raise BuildError(issue.pointer, issue.message)
         width = params["attention_channels"]

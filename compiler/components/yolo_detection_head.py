@@ -55,7 +55,6 @@ class YOLODetectionHead(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
         return Built(
             class_name="YOLODetectionHead",
             kwargs={

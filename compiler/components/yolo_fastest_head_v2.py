@@ -54,7 +54,6 @@ class YOLOFastestHeadV2(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
         anchors = params["anchors"]
         for issue in anchor_issues(anchors, "/params/anchors"):
             raise BuildError(issue.pointer, issue.message)

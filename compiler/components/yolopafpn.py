@@ -47,7 +47,6 @@ class YOLOPAFPN(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
         if len(inputs) != 3:
             raise BuildError("", f"yolopafpn fuses exactly three feature maps, got {len(inputs)}")
         for finer, coarser in zip(inputs, inputs[1:]):

@@ -60,9 +60,6 @@ class YOLOv9FPN(Component):
     def build(
         cls, params: dict[str, Any], stage_params: list | None, inputs: tuple[Feature, ...], *, task: str
     ) -> Built:
-        params = cls.resolve_params(params)
-        for issue in cls.check(params, stage_params, task):
-            raise BuildError(issue.pointer, issue.message)
         if len(inputs) != 3:
             raise BuildError(
                 "",

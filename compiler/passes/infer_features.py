@@ -65,8 +65,11 @@ def _resolve_late_values(graph: nx.DiGraph, node: Node, inferred: dict[str, dict
 
 def _build(node: Node, sources: list[Source], graph: nx.DiGraph) -> registry.Built:
     inputs = tuple(feature for _, feature in sources)
+    task = graph.graph["task"]
     try:
-        built = node.family.build(node.params, node.stage_params, inputs, task=graph.graph["task"])
+        for issue in node.family.check(node.params, node.stage_params, task):  # build() may assume valid params
+            raise registry.BuildError(issue.pointer, issue.message)
+        built = node.family.build(node.params, node.stage_params, inputs, task=task)
     except registry.BuildError as exc:
         raise CompileError(node.pointer + exc.pointer, exc.message + _fed_by(sources, graph)) from None
     if built.stages:
