@@ -36,9 +36,9 @@ from ._data import (
     read_json,
     split_sources,
 )
-from ._data_segmentation import SHAPES_MEAN, SHAPES_STD, shape_split_seed
+from ._data_segmentation import generated_shapes, shapes_description
 from ._errors import EXIT_USAGE, DataError
-from ._shapes import SHAPE_NAMES, generate_shapes
+from ._shapes import SHAPE_NAMES
 
 __all__ = ["build_detection", "collate"]
 
@@ -78,16 +78,11 @@ class BoxTensors(Dataset):
 
 
 def _shapes(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
-    size = int(config["image_size"])
-    preprocess = Preprocess("rgb", size, SHAPES_MEAN, SHAPES_STD)
-    out: dict[str, Dataset] = {}
-    for split in splits:
-        count = int(config["num_train"] if split == "train" else config["num_valid"])
-        shapes = generate_shapes(count, size, shape_split_seed(int(config["seed"]), split), int(config["max_shapes"]))
-        images = preprocess.normalise(torch.from_numpy(shapes.images).permute(0, 3, 1, 2).float() / 255.0)
-        out[split] = BoxTensors(images, shapes.boxes, shapes.labels)
-    sizes = ", ".join(f"{k} {len(v)}" for k, v in out.items())
-    description = f"shapes (generated, {size}²; {sizes})"
+    preprocess, generated = generated_shapes(config, splits)
+    out: dict[str, Dataset] = {
+        split: BoxTensors(images, shapes.boxes, shapes.labels) for split, (images, shapes) in generated.items()
+    }
+    description = shapes_description(out, preprocess.image_size)
     return DataBundle(out, 3, list(SHAPE_NAMES), preprocess, True, description, [], "detection", collate)
 
 

@@ -57,20 +57,36 @@ def shape_split_seed(seed: int, split: str) -> int:
     return seed * 3 + {"train": 0, "valid": 1, "test": 2}[split]
 
 
-def _shapes(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
+def generated_shapes(
+    config: dict[str, Any], splits: Sequence[str]
+) -> tuple[Preprocess, dict[str, tuple[torch.Tensor, Any]]]:
+    """The built-in ``shapes`` set, shared by segmentation and detection: per split, the normalised images
+    (N, 3, S, S) and what :func:`generate_shapes` drew (masks, boxes, labels)."""
     size = int(config["image_size"])
     preprocess = Preprocess("rgb", size, SHAPES_MEAN, SHAPES_STD)
-    out: dict[str, Dataset] = {}
+    out = {}
     for split in splits:
         count = int(config["num_train"] if split == "train" else config["num_valid"])
         shapes = generate_shapes(count, size, shape_split_seed(int(config["seed"]), split), int(config["max_shapes"]))
         images = torch.from_numpy(shapes.images).permute(0, 3, 1, 2).float() / 255.0
-        out[split] = TensorDataset(preprocess.normalise(images), torch.from_numpy(shapes.masks).long())
+        out[split] = (preprocess.normalise(images), shapes)
+    return preprocess, out
+
+
+def shapes_description(datasets: dict[str, Dataset], size: int) -> str:
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in datasets.items())
+    return f"shapes (generated, {size}²; {sizes})"
+
+
+def _shapes(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
+    preprocess, generated = generated_shapes(config, splits)
+    out: dict[str, Dataset] = {
+        split: TensorDataset(images, torch.from_numpy(shapes.masks).long())
+        for split, (images, shapes) in generated.items()
+    }
     names = ["background", *SHAPE_NAMES]
-    sizes = ", ".join(f"{k} {len(v)}" for k, v in out.items())
-    return DataBundle(
-        out, len(names), names, preprocess, True, f"shapes (generated, {size}²; {sizes})", [], "segmentation"
-    )
+    description = shapes_description(out, preprocess.image_size)
+    return DataBundle(out, len(names), names, preprocess, True, description, [], "segmentation")
 
 
 # --- local layout ------------------------------------------------------------------------------------------------
