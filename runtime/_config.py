@@ -33,6 +33,7 @@ from ..spec import (
     resolve_expressions,
     validate,
 )
+from ..spec._validate import StrictValidator
 from ._schema import AUGMENTATION_SCHEMA, DATA_SCHEMA, TRAINING_SCHEMA
 
 __all__ = [
@@ -467,7 +468,7 @@ def _check_pose_input_size(data: dict[str, Any], spec: ModelSpec, section: tuple
 @lru_cache(maxsize=3)
 def _validator(name: str) -> Draft202012Validator:
     schemas = {"training": TRAINING_SCHEMA, "data": DATA_SCHEMA, "augmentation": AUGMENTATION_SCHEMA}
-    return Draft202012Validator(schemas[name])
+    return StrictValidator(schemas[name])
 
 
 def _check(validator: Draft202012Validator, value: Any, source: Source, base: str) -> list[Diagnostic]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from ..compiler import _registry as registry
@@ -20,7 +20,7 @@ from ._diagnostics import Diagnostic
 from ._load import Source, pointer_join
 from ._migrate import RENAMED_COMPONENTS, RENAMED_PARAMS
 
-__all__ = ["late_problems", "validate"]
+__all__ = ["StrictValidator", "late_problems", "validate"]
 
 Problem = tuple[str, str]  # (JSON pointer, message)
 
@@ -28,9 +28,20 @@ Problem = tuple[str, str]  # (JSON pointer, message)
 MAX_LISTED_CHOICES = 12
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# Draft 2020-12 counts 1.0 as an integer; the emitted code would pass it on as a float (to range(), a layer's
+# width, ...). npc's validators take only true integers; `=64 * 0.5` must be written `=round(64 * 0.5)`.
+StrictValidator = validators.extend(
+    Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+)
+
+
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(build_schema())
+    return StrictValidator(build_schema())
 
 
 def validate(source: Source) -> list[Diagnostic]:
@@ -221,7 +232,10 @@ def _wrong_type(value: Any, expected: str | list[str]) -> str:
         return f"must be a finite number, got {value!r}"
     got = _JSON_TYPES.get(type(value), type(value).__name__)
     shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-    return f"expected {' or '.join(expected)}, got {got} {shown}"
+    message = f"expected {' or '.join(expected)}, got {got} {shown}"
+    if "integer" in expected and isinstance(value, float) and value.is_integer():
+        message += f"; write {int(value)} (in an expression: round(...) or int(...))"
+    return message
 
 
 # --- semantic rules ----------------------------------------------------------------------------------------

@@ -306,3 +306,23 @@ def test_any_text_either_evaluates_or_raises_an_expression_error(text):
         assert exc.line >= 1 and exc.column >= 1 and exc.message
     else:
         json.dumps(result)  # a JSON value, always
+
+
+def test_a_float_result_where_an_integer_goes_is_refused_with_the_fix(tmp_path):
+    """`=64 * width` gives 32.0; draft 2020-12 would call that an integer, but the emitted layer needs an int."""
+    from npc.spec import check_file
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "vars: {width: 0.5}\nmodel:\n  task: classification\n  name: x\n  architecture:\n"
+        "    backbone:\n      name: resnet\n      params: {block_type: basicblock}\n"
+        '      stage_params: [{channels: "=64 * width", num_blocks: 1}]\n    head: {name: fc}\n'
+    )
+    _, diagnostics, code = check_file(path)
+    assert code == 1
+    assert [(d.pointer, d.line) for d in diagnostics] == [("/model/architecture/backbone/stage_params/0/channels", 9)]
+    assert diagnostics[0].message == (
+        "expected integer, got number 32.0; write 32 (in an expression: round(...) or int(...))"
+    )
+    path.write_text(path.read_text().replace("=64 * width", "=round(64 * width)"))
+    assert check_file(path)[2] == 0

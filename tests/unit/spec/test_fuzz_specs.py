@@ -140,6 +140,9 @@ REGRESSIONS = [
     # losses: true — the semantic pass iterated over it (TypeError: 'bool' object is not iterable)
     '{"model": {"task": "classification", "name": "x", "losses": true, "architecture": {"backbone": '
     '{"name": "resnet", "stage_params": [{"channels": 8, "num_blocks": 1}]}, "head": {"name": "fc"}}}}',
+    # m: 1.0 — draft 2020-12 counts it as an integer; the emitted PIDNet passed it to range() (TypeError)
+    '{"model": {"task": "segmentation", "name": "p", "architecture": {"full": {"name": "pidnet", "m": 1.0, '
+    '"n": 1, "channels": 8, "ppm_channels": 16, "head_channels": 16}}}}',
 ]
 
 
