@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ._diagnostics import Diagnostic, format_json, format_text
 from ._expressions import resolve_expressions
-from ._load import LoadError, Source, load_file, load_text
+from ._load import LoadError, Source, load_document, load_file, load_text
 from ._model import Checkpoint, ComponentSpec, LossSpec, ModelSpec, normalise
 from ._validate import validate
 
@@ -24,6 +24,7 @@ __all__ = [
     "Source",
     "SpecError",
     "check_file",
+    "check_text",
     "format_json",
     "format_text",
     "load_file",
@@ -49,6 +50,19 @@ def check_file(path: str | Path) -> tuple[Source | None, list[Diagnostic], int]:
         source = load_file(path)
     except LoadError as exc:
         return None, [exc.diagnostic()], 2
+    return _checked(source)
+
+
+def check_text(text: str, path: str) -> tuple[Source | None, list[Diagnostic], int]:
+    """:func:`check_file` for text that is not on disk (an editor's buffer); ``path``'s suffix names the form."""
+    try:
+        source = load_document(text, path)
+    except LoadError as exc:
+        return None, [exc.diagnostic()], 2
+    return _checked(source)
+
+
+def _checked(source: Source) -> tuple[Source, list[Diagnostic], int]:
     source, diagnostics = resolve_expressions(source)  # `vars` and "=..." formulas, before the schema sees values
     if not diagnostics:
         diagnostics = validate(source)

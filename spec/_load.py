@@ -23,7 +23,7 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from ._diagnostics import Diagnostic
 
-__all__ = ["LoadError", "Source", "load_file", "load_text", "pointer_join"]
+__all__ = ["LoadError", "Source", "load_document", "load_file", "load_text", "pointer_join"]
 
 # A spec is a handful of kilobytes; refusing much larger files keeps a hostile file from exhausting memory.
 MAX_SPEC_BYTES = 4 * 1024 * 1024
@@ -111,11 +111,17 @@ def load_file(path: str | Path) -> Source:
         line = raw[: exc.start].count(b"\n") + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise LoadError(str(path), f"not UTF-8 text (byte {exc.start})", line, col) from None
-    if path.suffix.lower() == ".npc":  # the block language of docs/language.md, lowered to the same data model
+    return load_document(text, str(path))
+
+
+def load_document(text: str, path: str) -> Source:
+    """``text`` read in the form ``path``'s suffix names: .npc, .json, or else YAML (as ``npc validate`` does)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npc":  # the block language of docs/language.md, lowered to the same data model
         from ._text_format import load_npc_text
 
-        return load_npc_text(text, str(path))
-    return load_text(text, str(path), is_json=path.suffix.lower() == ".json")
+        return load_npc_text(text, path)
+    return load_text(text, path, is_json=suffix == ".json")
 
 
 def load_text(text: str, path: str = "<string>", *, is_json: bool = False) -> Source:
