@@ -22,14 +22,20 @@ if TYPE_CHECKING:  # the compiler consumes specs but must not import the spec pa
     from ..spec import ModelSpec
 
 __all__ = [
+    "DEFAULT_INPUT_SIZE",
     "CompileError",
     "Compiled",
     "EmitOptions",
     "compile_graph",
     "compile_spec",
+    "default_input_size",
     "registry",
     "sha256_of",
 ]
+
+
+# The input sizes NetsPresso Trainer's own examples use per task (and the peer measurements of the zoo).
+DEFAULT_INPUT_SIZE = {"classification": 224, "segmentation": 512, "detection": 640, "pose_estimation": 256}
 
 
 @dataclass(frozen=True)
@@ -53,3 +59,13 @@ def compile_spec(
     graph = compile_graph(spec)
     options = EmitOptions(spec_file=spec.path, spec_sha256=spec_sha256, num_classes=num_classes, fuse=fuse)
     return Compiled(emit(graph, options), graph)
+
+
+def default_input_size(spec: ModelSpec) -> int:
+    """The side of the square input a spec's model is run at when none is given: the task's usual size, rounded
+    up to what the backbone (or full model) needs, e.g. 256 for MobileViT-S whose patches need a multiple of 64."""
+    first = spec.components[0]
+    cls = registry.get(first.kind, first.name)
+    multiple = cls.input_multiple(cls.resolve_params(first.params), first.stage_params)
+    size = DEFAULT_INPUT_SIZE[spec.task]
+    return -(-size // multiple) * multiple

@@ -157,6 +157,12 @@ class Component:
         raise NotImplementedError(f"{cls.kind} {cls.name!r} has no decoder")
 
     @classmethod
+    def input_multiple(cls, params: dict[str, Any], stage_params: list | None) -> int:
+        """Backbones: input height and width must be multiples of this (``params`` has defaults filled). 1 for
+        convolutional families; a family that cuts feature maps into patches needs more."""
+        return 1
+
+    @classmethod
     def check(cls, params: dict[str, Any], stage_params: list | None, task: str) -> Iterator[Issue]:
         """Yield semantic issues the JSON Schema cannot express (e.g. stage list structure)."""
         return iter(())

@@ -24,11 +24,22 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+# Arguments that name a model spec: a zoo name (`yolox-s-detection`) works in each, wherever a path does.
+SPEC_ARGUMENTS = ("spec", "old", "new", "files", "model")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
+        return EXIT_USAGE
+    from .zoo import ZooError
+
+    try:
+        _resolve_zoo_names(args)
+    except ZooError as exc:
+        print(f"npc: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     from .compiler._plugins import PluginError
 
@@ -42,6 +53,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("npc: interrupted", file=sys.stderr)
         return 130
+
+
+def _resolve_zoo_names(args: argparse.Namespace) -> None:
+    """Replace each spec argument that names a zoo model (and is not an existing path) by the shipped spec's path;
+    ``args.zoo_names`` maps those paths back to the names, so outputs are named after the model, not the file, and
+    nothing is ever written into the installed package."""
+    from . import zoo
+
+    args.zoo_names = {}
+
+    def resolve(text):
+        if not isinstance(text, str):
+            return text
+        path = zoo.resolve(text)
+        if str(path) != text:
+            args.zoo_names[str(path)] = text
+        return str(path)
+
+    for name in SPEC_ARGUMENTS:
+        value = getattr(args, name, None)
+        if isinstance(value, list):
+            setattr(args, name, [resolve(item) for item in value])
+        elif value is not None:
+            setattr(args, name, resolve(value))
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -76,6 +111,9 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="MAP_JSON",
         help="also write a map from module path (state_dict prefix) to spec pointer, line and template",
     )
+    p.add_argument(
+        "--print-spec", action="store_true", help="print SPEC's text instead (a zoo model's spec, to copy and edit)"
+    )
     p.set_defaults(handler=_compile)
 
     p = sub.add_parser("graph", help="print the component graph, or draw it: -o graph.svg|png|pdf|dot|mmd")
@@ -95,13 +133,18 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("new", metavar="B")
     p.set_defaults(handler=_diff)
 
-    p = sub.add_parser("list", help="list the registered components")
+    p = sub.add_parser("list", help="list the registered components, or the zoo models (--zoo)")
     p.add_argument("--kind", choices=("backbone", "neck", "head", "full", "loss"), default=None)
     p.add_argument(
+        "--zoo",
+        action="store_true",
+        help="the shipped zoo models: task, parts, parameters and GFLOPs at the default input (needs npc[runtime])",
+    )
+    p.add_argument(
         "--format",
-        choices=("table", "markdown"),
+        choices=("table", "json", "markdown"),
         default="table",
-        help="markdown: the full reference written to docs/models.md",
+        help="markdown without --zoo: the full reference written to docs/models.md",
     )
     p.add_argument("-o", "--output", default="-")
     p.set_defaults(handler=_list)
@@ -217,10 +260,13 @@ def _with_compiled(spec_path: str, action: Callable, *, num_classes: int | None 
 
 
 def _compile(args: argparse.Namespace) -> int:
+    if args.print_spec:
+        return _print_spec(args.spec)
+
     def write(compiled) -> int:
         if args.check:
             return _check_generated(args, compiled.source)
-        output = args.output or str(Path(args.spec).with_suffix(".py"))
+        output = args.output or _default_module_path(args)
         code = _emit_output(output, compiled.source)
         if code == EXIT_OK and output != "-":
             print(f"wrote {output}", file=sys.stderr)
@@ -229,6 +275,21 @@ def _compile(args: argparse.Namespace) -> int:
         return code
 
     return _with_compiled(args.spec, write, num_classes=args.num_classes, fuse=args.fuse)
+
+
+def _default_module_path(args: argparse.Namespace) -> str:
+    """``<spec>.py`` beside the spec; for a zoo model, ``<name>.py`` in the current folder."""
+    name = args.zoo_names.get(args.spec)
+    return f"{name}.py" if name else str(Path(args.spec).with_suffix(".py"))
+
+
+def _print_spec(spec_path: str) -> int:
+    try:
+        sys.stdout.write(Path(spec_path).read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{spec_path}: cannot read file: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def _write_provenance(spec_path: str, graph, output: str) -> int:
@@ -316,6 +377,9 @@ def _migrate(args: argparse.Namespace) -> int:
             print(f"{file}: already current", file=sys.stderr)
         if args.check:
             worst = max(worst, EXIT_INVALID if changes else EXIT_OK)
+        elif args.in_place and file in args.zoo_names:
+            print(f"{args.zoo_names[file]}: a zoo model is part of npc; to change it: npc migrate NAME > my.yaml")
+            worst = EXIT_USAGE
         elif args.in_place:
             if changes:
                 write_atomic(file, migrated)
@@ -332,13 +396,20 @@ def _diff(args: argparse.Namespace) -> int:
             return code
     old = _strip_header(sources[0])
     new = _strip_header(sources[1])
-    sys.stdout.writelines(difflib.unified_diff(old, new, args.old, args.new))
-    return EXIT_OK if old == new else EXIT_INVALID
+    labels = [args.zoo_names.get(spec, spec) for spec in (args.old, args.new)]
+    sys.stdout.writelines(difflib.unified_diff(old, new, *labels))
+    if old == new:
+        print("no difference in the emitted source", file=sys.stderr)
+        return EXIT_OK
+    return EXIT_INVALID
 
 
 def _strip_header(source: str) -> list[str]:
-    """The emitted lines without the provenance header, which always differs between two specs."""
-    return [line for line in source.splitlines(True) if not line.startswith("# Generated by npc")]
+    """The emitted lines without the provenance header (npc version, spec file, spec sha256): it differs between
+    two spec files even when they compile to the same code."""
+    lines = source.splitlines(True)
+    body = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
+    return lines[body:]
 
 
 def _lsp(args: argparse.Namespace) -> int:
@@ -351,14 +422,41 @@ def _lsp(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from .compiler import _docs, registry
+    import json
 
-    if args.format == "markdown":
-        return _emit_output(args.output, _docs.models_markdown())
+    from .compiler import registry
+
+    if args.zoo or args.format == "markdown":
+        return _list_zoo(args)
+    components = registry.list_components(args.kind)
+    if args.format == "json":
+        listed = [
+            {"kind": c.kind, "name": c.name, "compiles": bool(c.template), "tasks": list(c.tasks), "from": c.origin}
+            for c in components
+        ]
+        return _emit_output(args.output, json.dumps(listed, indent=2) + "\n")
     rows = [("kind", "name", "compiles", "tasks", "from")]
-    for cls in registry.list_components(args.kind):
+    for cls in components:
         rows.append((cls.kind, cls.name, "yes" if cls.template else "no", ",".join(cls.tasks), cls.origin))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    return EXIT_OK
+    table = "".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n" for row in rows)
+    return _emit_output(args.output, table)
+
+
+def _list_zoo(args: argparse.Namespace) -> int:
+    """The zoo table (or, with --format markdown and no --zoo, the whole docs/models.md): the figures come from
+    building every zoo model, so this needs the runtime extra."""
+    try:
+        from .runtime._zoo_table import zoo_json, zoo_markdown, zoo_rows, zoo_table
+    except ImportError as exc:
+        print(
+            f"npc list: {exc}: measuring the zoo needs the runtime extra: pip install 'npc[runtime]'", file=sys.stderr
+        )
+        return EXIT_USAGE
+    from .compiler import _docs
+
+    rows = zoo_rows()
+    if not args.zoo:
+        return _emit_output(args.output, _docs.models_markdown(zoo_table=zoo_markdown(rows)))
+    render = {"table": zoo_table, "json": zoo_json, "markdown": zoo_markdown}[args.format]
+    return _emit_output(args.output, render(rows))

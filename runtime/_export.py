@@ -34,7 +34,7 @@ from ..compiler._provenance import locate, module_path_of_onnx_node, provenance_
 from ._checkpoint import apply_weights, load_weights
 from ._errors import EXIT_USAGE, RunError
 from ._fuse import fuse_bn_
-from ._summary import DEFAULT_INPUT_SIZE, DEFAULT_NUM_CLASSES, LoadedTarget, build_model, load_target
+from ._summary import DEFAULT_NUM_CLASSES, LoadedTarget, build_model, default_side, load_target
 
 __all__ = [
     "FORMATS",
@@ -239,7 +239,7 @@ def export_target(
         size = (trained_size, trained_size)
         notes.append(f"input size {trained_size}x{trained_size}: the image size the weights were trained at")
     else:
-        size = (DEFAULT_INPUT_SIZE.get(target.task, 224),) * 2
+        size = (default_side(target),) * 2
     return export_model(model, output, options, input_size=size, notes=notes, metadata=extra)
 
 

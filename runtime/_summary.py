@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..compiler import DEFAULT_INPUT_SIZE, default_input_size
 from ._errors import EXIT_USAGE, RunError
 
 __all__ = [
@@ -41,8 +42,6 @@ __all__ = [
     "summarize_target",
 ]
 
-# The input sizes NetsPresso Trainer's own examples use per task (and the peer measurements in results.json).
-DEFAULT_INPUT_SIZE = {"classification": 224, "segmentation": 512, "detection": 640, "pose_estimation": 256}
 DEFAULT_NUM_CLASSES = 10
 
 
@@ -309,6 +308,14 @@ def _task_of(source: str) -> str:
     return ""
 
 
+def default_side(target: LoadedTarget) -> int:
+    """The input side a target runs at by default: from its spec where there is one (the model may need a multiple
+    of its patch grid), else the task's usual size."""
+    if target.spec is not None:
+        return default_input_size(target.spec)
+    return DEFAULT_INPUT_SIZE.get(target.task, 224)
+
+
 def build_model(target: LoadedTarget, num_classes: int) -> nn.Module:
     """``build_model(num_classes)`` of the target; failures become a RunError naming the file."""
     from ._load_model import build
@@ -318,7 +325,7 @@ def build_model(target: LoadedTarget, num_classes: int) -> nn.Module:
 
 def summarize_target(target: LoadedTarget, input_size: Sequence[int] | None, num_classes: int) -> Summary:
     """Build on ``meta`` and summarise; fall back to the CPU when the model cannot run on meta."""
-    size = tuple(input_size) if input_size else (DEFAULT_INPUT_SIZE.get(target.task, 224),) * 2
+    size = tuple(input_size) if input_size else (default_side(target),) * 2
     notes = []
     try:
         with torch.device("meta"):

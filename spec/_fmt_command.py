@@ -97,7 +97,8 @@ def _fmt_one(file: str, args: argparse.Namespace) -> int:
     except ValueError as exc:  # a document the target form cannot hold (a .npc file needs a top-level mapping)
         print(f"{file}: cannot write as {target_form}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    destination = args.output or (file if target_form == source_form else "-")
+    in_place = target_form == source_form and file not in getattr(args, "zoo_names", {})  # never into the package
+    destination = args.output or (file if in_place else "-")
     if args.check:
         return _check(file, destination, text, output)
     if destination == "-":

@@ -9,8 +9,10 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PEER = REPO.parent / "shared" / "peer"
-PEER_CONFIGS = sorted((PEER / "configs" / "model").glob("*/*.yaml"))
+# npc's own zoo: one spec per NetsPresso Trainer 1.4.1 model config, named after it (the peer's file stem).
+ZOO_SPECS = sorted((REPO / "zoo").glob("*.yaml"))
+# What the peer builds for each of them (parameters, state_dict keys and shapes, outputs): see its "about".
+ZOO_FACTS = REPO / "tests" / "data" / "zoo_facts.json"
 # Two mobilenetv3 stages (stride 8) and a narrow rtmcc head on 32x24 inputs: a 4x3 map per keypoint (fast on CPU).
 TINY_POSE_MODEL = """\
 model:
@@ -85,11 +87,13 @@ def import_source(source: str, name: str, tmp_path: Path):
 
 @lru_cache(maxsize=1)
 def peer_results() -> dict[str, dict]:
-    return {Path(r["config"]).stem: r for r in json.loads((PEER / "results.json").read_text())}
+    """Zoo name -> what NetsPresso Trainer measured for its config (params, trainable, buffers, input, output)."""
+    return json.loads(ZOO_FACTS.read_text())["models"]
 
 
 def peer_keys(stem: str) -> dict[str, list[int]]:
-    return json.loads((PEER / peer_results()[stem]["keys_file"]).read_text())
+    """The peer's state_dict of zoo model ``stem``: key -> shape, in the peer's order."""
+    return dict(peer_results()[stem]["state_dict"])
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

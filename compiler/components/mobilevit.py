@@ -26,6 +26,7 @@ Deliberate differences (specs the peer mishandles are rejected instead):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -123,6 +124,15 @@ class MobileViT(Component):
             },
             blocks=("conv_layer",),
         )
+
+    @classmethod
+    def input_multiple(cls, params: dict[str, Any], stage_params: list | None) -> int:
+        """Each MobileViT block unfolds its map into patch_size x patch_size patches, so the input must divide by
+        patch_size times the stride at every mobilevit stage (64 for MobileViT-S: 224 fails, 256 works)."""
+        stages = stage_params or []
+        features = _stage_features(stages, 1)
+        strides = [feature.stride for feature, stage in zip(features, stages) if stage["block_type"] == "mobilevit"]
+        return math.lcm(1, *(stride * params["patch_size"] for stride in strides))
 
     @classmethod
     def check(cls, params: dict[str, Any], stage_params: list | None, task: str) -> Iterator[Issue]:

@@ -87,6 +87,15 @@ def test_diff_shows_the_source_change_between_two_specs(tmp_path):
     assert npc("diff", TINY, TINY).returncode == 0
 
 
+def test_diff_ignores_the_header_of_specs_that_compile_to_the_same_model(tmp_path):
+    """Regression: a comment changes the spec's sha256 in the header, not the model; that is no difference."""
+    commented = tmp_path / "commented.yaml"
+    commented.write_text("# the same model, with a comment\n" + TINY.read_text())
+    result = npc("diff", TINY, commented)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout == "" and "no difference in the emitted source" in result.stderr
+
+
 def test_list_shows_every_registered_family():
     result = npc("list")
     assert result.returncode == 0

@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
-from helpers import EXAMPLES, PEER_CONFIGS, REPO, compile_file, compiles, import_source, peer_results
+from helpers import EXAMPLES, REPO, ZOO_SPECS, compile_file, compiles, import_source, peer_results
 
 GOLDEN_SPECS = sorted((REPO / "tests" / "specs" / "golden").glob("*.*"))  # small specs covering emitter options
-COMPILABLE = [p for p in [*EXAMPLES, *PEER_CONFIGS, *GOLDEN_SPECS] if compiles(p)]
+COMPILABLE = [p for p in [*EXAMPLES, *ZOO_SPECS, *GOLDEN_SPECS] if compiles(p)]
 ALLOWED_IMPORTS = {"torch", "torch.nn", "torch.nn.functional", "math"}
 
 
@@ -130,7 +130,7 @@ def test_emitted_file_is_standalone(tmp_path):
     assert "torch.Size([1, 4])" in result.stdout
 
 
-@pytest.mark.parametrize("config", [p for p in PEER_CONFIGS if compiles(p)], ids=lambda p: p.stem)
+@pytest.mark.parametrize("config", [p for p in ZOO_SPECS if compiles(p)], ids=lambda p: p.stem)
 def test_every_zoo_model_is_fx_traceable(config, tmp_path):
     """Symbolic tracing needs no data: on the meta device the whole zoo traces in seconds."""
     module = import_source(compile_file(config), f"fx_{config.stem.replace('-', '_')}", tmp_path)
@@ -147,7 +147,7 @@ def _with_backbone(config) -> bool:
     return compiles(config) and not load_spec(config).is_full
 
 
-@pytest.mark.parametrize("config", [p for p in PEER_CONFIGS if _with_backbone(p)], ids=lambda p: p.stem)
+@pytest.mark.parametrize("config", [p for p in ZOO_SPECS if _with_backbone(p)], ids=lambda p: p.stem)
 def test_every_zoo_backbone_hands_on_contiguous_feature_maps(config, tmp_path):
     """A transposed view handed to the next component makes its convs copy or take a slower path: SegFormer-B0
     trained 6% slower than the peer's until MixTransformer's stages ended in .contiguous() (docs/benchmarks.md).

@@ -6,9 +6,9 @@ Parametrised over every peer config whose families compile, so each zoo family i
 import pytest
 import torch
 
-from helpers import PEER_CONFIGS, compile_file, compiles, import_source, peer_keys, peer_results
+from helpers import ZOO_SPECS, compile_file, compiles, import_source, peer_keys, peer_results
 
-CASES = [path for path in PEER_CONFIGS if compiles(path)]
+CASES = [path for path in ZOO_SPECS if compiles(path)]
 
 
 def _shapes(value):

@@ -384,7 +384,7 @@ def test_docs_list_exactly_the_heads_with_a_decoder():
     assert documented == {head.name for head in registry.list_components("head") if head.postprocessor_template}
 
 
-PEER_MODELS = REPO.parent / "shared" / "peer" / "configs" / "model"
+ZOO = REPO / "zoo"
 
 
 @pytest.fixture(scope="module")
@@ -392,10 +392,8 @@ def peer_heads(tmp_path_factory):
     """The emitted modules of the peer's YOLO-Fastest-v2 and RT-DETR-R18 examples (heads that need their own
     necks, so not the tiny FPN detector above)."""
     tmp_path = tmp_path_factory.mktemp("peer_heads")
-    configs = {"yolo_fastest": "yolo/yolo-fastest-v2-detection.yaml", "rtdetr": "rtdetr/rtdetr-res18-detection.yaml"}
-    return {
-        key: import_source(compile_file(PEER_MODELS / path), f"pp_{key}", tmp_path) for key, path in configs.items()
-    }
+    configs = {"yolo_fastest": "yolo-fastest-v2-detection.yaml", "rtdetr": "rtdetr-res18-detection.yaml"}
+    return {key: import_source(compile_file(ZOO / path), f"pp_{key}", tmp_path) for key, path in configs.items()}
 
 
 def test_yolo_fastest_decoder_places_anchors_on_cells(peer_heads):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import EXAMPLES, PEER_CONFIGS, REPO
+from helpers import EXAMPLES, REPO, ZOO_SPECS
 from npc.spec import load_text
 from npc.spec._fmt_command import FORMATS, _load, convert, dump_json, dump_yaml, form_of
 from npc.spec._text_format import dump_npc, load_npc_text, scan_comments
@@ -17,7 +17,7 @@ SPECS = [
     *EXAMPLES,
     *sorted((REPO / "examples").glob("*.npc")),
     *sorted((REPO / "tests" / "specs" / "golden").iterdir()),
-    *PEER_CONFIGS,
+    *ZOO_SPECS,
 ]
 SUFFIX = {"json": ".json", "yaml": ".yaml", "npc": ".npc"}
 
@@ -28,7 +28,7 @@ def document(text: str, path: str) -> str:
 
 
 def test_every_spec_is_covered():
-    assert len(PEER_CONFIGS) >= 48 and len(SPECS) >= 60
+    assert len(ZOO_SPECS) >= 48 and len(SPECS) >= 60
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[p.name for p in SPECS])

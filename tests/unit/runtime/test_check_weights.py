@@ -7,13 +7,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from helpers import PEER_CONFIGS, compiles, peer_keys
+from helpers import ZOO_SPECS, compiles, peer_keys
 from npc.cli import main
 from npc.runtime._check_weights import check_shapes, read_shapes
 from npc.runtime._summary import load_target
 
-CASES = [path for path in PEER_CONFIGS if compiles(path)]
-RESNET18 = next(p for p in PEER_CONFIGS if p.stem == "resnet18-classification")
+CASES = [path for path in ZOO_SPECS if compiles(path)]
+RESNET18 = next(p for p in ZOO_SPECS if p.stem == "resnet18-classification")
 
 
 @pytest.mark.parametrize("config", CASES, ids=[p.stem for p in CASES])

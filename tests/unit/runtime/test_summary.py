@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from helpers import PEER_CONFIGS, REPO, compiles, peer_results, run_cli
+from helpers import REPO, ZOO_SPECS, compiles, peer_results, run_cli
 from npc.cli import main
 from npc.runtime._summary import load_target, summarize_target
 
 GOLDEN = REPO / "tests" / "specs" / "golden"
 CLASSIFICATION = GOLDEN / "tiny-resnet-classification.yaml"
 DETECTION = GOLDEN / "tiny-resnet-fpn-detection.json"
-CASES = [path for path in PEER_CONFIGS if compiles(path)]
+CASES = [path for path in ZOO_SPECS if compiles(path)]
 
 
 @pytest.mark.parametrize("config", CASES, ids=[p.stem for p in CASES])

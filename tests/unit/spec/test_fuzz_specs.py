@@ -22,11 +22,11 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from helpers import EXAMPLES, PEER_CONFIGS, compiles
+from helpers import EXAMPLES, ZOO_SPECS, compiles
 from npc.compiler import compile_spec
 from npc.spec import LoadError, load_file, load_text, normalise, validate
 
-SEEDS = [p for p in [*EXAMPLES, *PEER_CONFIGS] if compiles(p) and "mixnet-l" not in p.stem]
+SEEDS = [p for p in [*EXAMPLES, *ZOO_SPECS] if compiles(p) and "mixnet-l" not in p.stem]
 BASES = [load_file(path).data for path in SEEDS]
 HOSTILE = ['"""; import os; os.system("id"); """', "'); __import__('os')", "{{ 7*7 }}", "\x00\u2028", "a" * 300]
 
@@ -172,7 +172,7 @@ def test_truncated_yaml_never_crashes(text, cut):
 
 def test_a_postprocessor_the_head_cannot_honour_is_reported_by_validate():
     """Found by the nearby-values fuzzer: a reg_max unlike the head's passed validation and failed in emission."""
-    config = next(p for p in PEER_CONFIGS if p.stem == "yolov9_s-detection")
+    config = next(p for p in ZOO_SPECS if p.stem == "yolov9_s-detection")
     document = load_file(config).data
     document["model"]["postprocessor"] = {"params": {"reg_max": 7}}
     diagnostics = validate(load_text(json.dumps(document), "yolov9.json", is_json=True))

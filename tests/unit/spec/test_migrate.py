@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import PEER_CONFIGS, REPO
+from helpers import REPO, ZOO_SPECS
 from npc.spec import load_text, normalise, validate
 from npc.spec._migrate import migrate_text
 
@@ -110,7 +110,7 @@ def test_migration_is_idempotent_and_json_works():
     assert changes and json.loads(migrated)["model"]["checkpoint"]["path"] == "./weights/resnet50.pth"
 
 
-@pytest.mark.parametrize("config", PEER_CONFIGS, ids=[p.stem for p in PEER_CONFIGS])
+@pytest.mark.parametrize("config", ZOO_SPECS, ids=[p.stem for p in ZOO_SPECS])
 def test_current_peer_configs_are_left_alone(config):
     text = config.read_text()
     assert migrate_text(text, str(config)) == (text, [])
