@@ -12,6 +12,11 @@ passes both to :meth:`BadSamples.keep`::
     return DataBundle(..., notes=[*notes, *bad.notes()], bad_samples=bad)
 
 The run folder gets ``bad_samples.json`` (:func:`write_bad_samples`) and the summary table shows the counts.
+
+A file can pass that check and still fail when a batch reads it (damaged inside, or replaced or deleted while the
+run goes on): readers raise :class:`UnreadableFile` then. Under ``skip`` the training loader wraps its split in
+:class:`SkipUnreadable` and collates with :class:`DroppingCollate`, so the sample is left out of its batch and the
+loop counts it with :meth:`BadSamples.dropped`; under ``error`` the exception stops the run, naming the file.
 """
 
 from __future__ import annotations
@@ -25,7 +30,16 @@ from typing import Any, TypeVar
 
 from ._errors import EXIT_INVALID, DataError
 
-__all__ = ["POLICIES", "BadSamples", "SampleError", "write_bad_samples"]
+__all__ = [
+    "POLICIES",
+    "BadSamples",
+    "Dropped",
+    "DroppingCollate",
+    "SampleError",
+    "SkipUnreadable",
+    "UnreadableFile",
+    "write_bad_samples",
+]
 
 POLICIES = ("error", "skip")
 LISTED = 10  # skipped files named one per line; the rest are counted ("... and N more")
@@ -40,6 +54,66 @@ class SampleError(DataError):
     def __init__(self, reason: str, path: str | Path, message: str, exit_code: int = EXIT_INVALID) -> None:
         super().__init__(message, exit_code)
         self.reason, self.path = reason, str(path)
+
+
+class UnreadableFile(DataError):
+    """A file that passed the up-front check but does not read when a batch needs it.
+
+    The message comes first and alone suffices: a DataLoader worker's exception is raised again in the main
+    process as ``type(error)(message)``, and any other signature would turn it into a bare RuntimeError.
+    """
+
+    def __init__(
+        self, message: str, exit_code: int = EXIT_INVALID, *, path: str | Path = "", reason: str = "corrupt image"
+    ) -> None:
+        super().__init__(message, exit_code)
+        self.reason, self.path = reason, str(path)
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Stands in a batch for a sample whose file did not read (``skip``); the collate function takes it out."""
+
+    reason: str
+    path: str
+    message: str
+
+
+class SkipUnreadable:
+    """A map-style dataset whose unreadable samples become :class:`Dropped` instead of stopping the epoch."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        try:
+            return self.dataset[index]
+        except UnreadableFile as bad:
+            return Dropped(bad.reason, bad.path, bad.message)
+
+
+class DroppingCollate:
+    """``collate(samples) -> (batch or None when every sample was dropped, [Dropped, ...])``.
+
+    A class, not a closure, so DataLoader workers started with ``spawn`` can pickle it.
+    """
+
+    def __init__(self, collate: Callable[[list], Any] | None) -> None:
+        self.collate = collate
+
+    def __call__(self, samples: list) -> tuple[Any, list[Dropped]]:
+        dropped = [s for s in samples if isinstance(s, Dropped)]
+        kept = [s for s in samples if not isinstance(s, Dropped)]
+        if not kept:
+            return None, dropped
+        if self.collate is None:
+            from torch.utils.data import default_collate
+
+            return default_collate(kept), dropped
+        return self.collate(kept), dropped
 
 
 @dataclass(frozen=True)
@@ -80,6 +154,17 @@ class BadSamples:
         if self.policy == "error":
             raise bad
         self.skipped.append(Skipped(split, bad.reason, bad.path, bad.message))
+
+    def dropped(self, split: str, samples: Iterable[Dropped]) -> list[Dropped]:
+        """Records samples dropped from batches (each file once, however many epochs meet it); the new ones."""
+        known = {(s.split, s.path) for s in self.skipped}
+        new = []
+        for sample in samples:
+            if (split, sample.path) not in known:
+                known.add((split, sample.path))
+                self.skipped.append(Skipped(split, sample.reason, sample.path, sample.message))
+                new.append(sample)
+        return new
 
     def fixed(self, split: str, what: str, count: int = 1) -> None:
         if count:

@@ -28,6 +28,7 @@ from ._errors import EXIT_USAGE, CheckpointError
 
 __all__ = [
     "LoadReport",
+    "WriteError",
     "apply_weights",
     "atomic_write",
     "atomic_write_text",
@@ -57,10 +58,17 @@ MAX_LISTED_KEYS = 8
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
-    """Call ``write(temp_path)``, then rename the temp file onto ``path``; on any failure ``path`` is untouched."""
+    """Call ``write(temp_path)``, then rename the temp file onto ``path``; on any failure ``path`` is untouched.
+
+    A write that fails for want of room or permission (``OSError``: disk full, file size limit, read-only folder)
+    is a :class:`CheckpointError` naming the file and the cause; the temp file is removed in every case.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     try:
         write(tmp)
@@ -68,9 +76,51 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
         with open(tmp, "rb") as handle:  # flush to disk before the rename makes it visible
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _write_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class WriteError(CheckpointError, OSError):
+    """A file that could not be written (disk full, size limit, permissions): a user-facing error that is still the
+    OSError it comes from, for callers that catch those."""
+
+
+def _write_error(path: Path, exc: OSError) -> WriteError:
+    kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+    return WriteError(f"{path}: could not be written ({exc.strerror or exc}); {kept}")
+
+
+class _RecordingWriter:
+    """A file for ``torch.save`` that keeps the OSError of a failed write: torch reports it only as an opaque
+    ``RuntimeError`` ("unexpected pos ..."), which would hide a full disk from the user."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def _torch_save(obj: Any, tmp: str) -> None:
+    with open(tmp, "wb") as handle:
+        writer = _RecordingWriter(handle)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -86,12 +136,20 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
     """A ``.safetensors`` file; ``metadata`` values are stored as JSON text under ``npc``."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     # clone: safetensors refuses tensors that share storage, and the file must not alias live parameters
     tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in state_dict.items()}
     meta = {"format": "pt", "npc": json.dumps(metadata, sort_keys=True)}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+    def write(tmp: str) -> None:
+        try:
+            save_file(tensors, tmp, metadata=meta)
+        except SafetensorError as exc:  # its I/O errors come as text: "... I/O error: File too large (os error 27)"
+            raise OSError(str(exc).removeprefix("Error while serializing: ")) from None
+
+    atomic_write(path, write)
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -233,7 +291,7 @@ def _listed(keys: list[str]) -> str:
 
 
 def save_training_state(path: str | Path, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    atomic_write(path, lambda tmp: _torch_save(state, tmp))
 
 
 def load_training_state(path: str | Path) -> dict[str, Any]:

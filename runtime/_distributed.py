@@ -17,7 +17,17 @@ import torch.distributed as dist
 
 from ._errors import EXIT_USAGE, RunError
 
-__all__ = ["Distributed", "all_sum", "broadcast", "per_rank_batch", "requested", "start", "stop", "wait"]
+__all__ = [
+    "Distributed",
+    "all_sum",
+    "any_rank",
+    "broadcast",
+    "per_rank_batch",
+    "requested",
+    "start",
+    "stop",
+    "wait",
+]
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,15 @@ def all_sum(values: list[float], place: Distributed, device: torch.device) -> li
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.tolist()
+
+
+def any_rank(flags: list[bool], place: Distributed, device: torch.device) -> list[bool]:
+    """Each flag true on some process, so that every process takes the same decision (stop, skip a step)."""
+    if not place.enabled:
+        return flags
+    tensor = torch.tensor([float(f) for f in flags], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in tensor.tolist()]
 
 
 def broadcast(value: Any, place: Distributed) -> Any:

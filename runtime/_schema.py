@@ -134,6 +134,27 @@ TRAINING_SCHEMA: dict[str, Any] = {
             {"type": "boolean"},
             "torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm); default false",
         ),
+        "checkpoint_every": _doc(
+            {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "minProperties": 1,
+                "properties": {
+                    "steps": {"type": "integer", "minimum": 1},
+                    "minutes": {"type": "number", "exclusiveMinimum": 0},
+                },
+            },
+            "also save training_state.pt mid-epoch, every N optimiser steps and/or M minutes (whichever comes "
+            "first), so a killed run loses at most that much work; null (default): at epoch ends only",
+        ),
+        "on_nonfinite": _doc(
+            {"enum": ["stop", "skip"]},
+            "a NaN or infinite loss: stop (default; names epoch, step, loss term and the last good checkpoint) or "
+            "skip the step (counted; the run stops after max_consecutive_nonfinite skips in a row)",
+        ),
+        "max_consecutive_nonfinite": _doc(
+            {"type": "integer", "minimum": 1}, "on_nonfinite: skip stops after this many skipped steps in a row (10)"
+        ),
     },
 }
 

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import datetime
 import io
+import itertools
+import math
 import os
 import random
+import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +36,11 @@ import torch
 from rich.console import Console
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
 
 from .. import __version__
 from ._augment import build_augmentation
-from ._bad_samples import write_bad_samples
+from ._bad_samples import Dropped, DroppingCollate, SkipUnreadable, write_bad_samples
 from ._checkpoint import (
     atomic_write_text,
     capture_rng,
@@ -47,8 +51,17 @@ from ._checkpoint import (
 )
 from ._config import RunConfig
 from ._data import DataBundle, build_data
-from ._distributed import Distributed, all_sum, broadcast, per_rank_batch, start, stop, wait
+from ._data_cache import cached
+from ._distributed import Distributed, all_sum, any_rank, broadcast, per_rank_batch, start, stop, wait
 from ._errors import EXIT_USAGE, CheckpointError, RunError
+from ._faults import (
+    CheckpointClock,
+    StopSignals,
+    check_run_folder,
+    claim_run_folder,
+    ignore_stop_signals,
+    nonfinite_message,
+)
 from ._load_model import (
     apply_checkpoint,
     build,
@@ -75,8 +88,10 @@ ANCHOR_LAYOUT_SIZE = 512  # the input size anchor_decoupled_head lays its anchor
 
 
 class Interrupted(RunError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, 130)
+    """Stopped by a signal (or Ctrl-C): exit 130 for SIGINT, 143 for SIGTERM (128 + the signal's number)."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message, exit_code)
 
 
 @dataclass
@@ -124,7 +139,11 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
     """Train in this process; under torchrun (WORLD_SIZE > 1) as one rank of a DDP group that this call joins."""
     place, device = start(resolve_device(options.device))
     try:
-        result = _train(config, options, console or Console(), place, device)
+        with ExitStack() as held:
+            if place.is_main:  # before any work: a folder that cannot be written would waste it
+                check_run_folder(Path(options.out_dir))
+            stops = held.enter_context(StopSignals())
+            result = _train(config, options, console or Console(), place, device, stops, held)
         wait(place)  # no process leaves (and tears the group down) while another still needs it
         return result
     finally:
@@ -132,7 +151,13 @@ def train(config: RunConfig, options: TrainOptions, console: Console | None = No
 
 
 def _train(
-    config: RunConfig, options: TrainOptions, console: Console, place: Distributed, device: torch.device
+    config: RunConfig,
+    options: TrainOptions,
+    console: Console,
+    place: Distributed,
+    device: torch.device,
+    stops: StopSignals,
+    held: ExitStack,
 ) -> TrainResult:
     started = time.perf_counter()
     training = config.training
@@ -147,6 +172,8 @@ def _train(
         raise RunError(f"{config.spec_path}: npc train supports the tasks {', '.join(TASKS)} (got {task!r})")
     seed_everything(seed)
     data = build_data(config.data, ("train", "valid"), task=task)
+    if config.environment.get("cache_data"):  # NetsPresso's environment.cache_data
+        data = cached(data)
     head = head_name(config)
     loss_fn, loss_notes = build_loss(config.spec.losses, config.spec_source, task=task, head=head)
     notes = data.notes + loss_notes
@@ -171,8 +198,10 @@ def _train(
 
     source = model_source(config, options.model_py)
     with ExitStack() as scratch:
-        if place.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
+        if place.is_main:  # one run per folder (rank 0 holds it for the group), taken once the data has checked
+            lock = claim_run_folder(run_dir)
+            held.callback(lock.release)
+            notes += lock.notes
             model_py = run_dir / "model.py"
             atomic_write_text(run_dir / "resolved.yaml", _resolved_yaml(config, data, options, device, place))
             write_bad_samples(run_dir / "bad_samples.json", data.bad_samples)  # what on_bad_sample skipped
@@ -193,7 +222,7 @@ def _train(
         _, checkpoint_notes = apply_checkpoint(model, config.spec.checkpoint, trust_pickle=options.trust_pickle)
         notes += checkpoint_notes
     else:
-        notes.append(f"resuming from {resume_path} (epoch {state['epoch']} of {state.get('epochs')} done)")
+        notes.append(f"resuming from {resume_path} ({_Progress(state['epoch'], **state.get('progress', {})).where()})")
     frozen = False
     if config.spec.freeze_backbone:
         frozen = freeze_backbone(model)
@@ -225,6 +254,9 @@ def _train(
             notes.append(
                 f"training.epochs is {epochs} (was {state['epochs']}): the learning-rate schedule follows {epochs}"
             )
+        if state.get("criterion", "metric") != best_criterion(config):  # its best was chosen another way
+            notes.append(f"best.safetensors is chosen anew by best_model_criterion {best_criterion(config)}")
+            best_metric, best_epoch = None, None
 
     where = str(device)
     if place.enabled:
@@ -246,21 +278,25 @@ def _train(
     generator = torch.Generator()
     train_set, valid_set = data.splits["train"], data.splits["valid"]
     if place.enabled:  # the same (seed, epoch) permutation as one process; this rank takes every world_size-th index
-        sampler = DistributedSampler(train_set, place.world_size, place.rank, shuffle=True, seed=seed * 100_003)
+        order = DistributedSampler(train_set, place.world_size, place.rank, shuffle=True, seed=seed * 100_003)
     else:
-        sampler = RandomSampler(train_set, generator=generator)
-    share = len(sampler)  # this process's samples per epoch
+        order = RandomSampler(train_set, generator=generator)
+    share = len(order)  # this process's samples per epoch
+    # as NetsPresso: the last partial batch is dropped (a split smaller than one batch keeps it, or none would train)
+    drop_last = share >= batch_size
+    skip_unreadable = data.bad_samples is not None and data.bad_samples.policy == "skip"
+    sampler = ResumingSampler(order)
     train_loader = DataLoader(
-        train_set,
+        SkipUnreadable(train_set) if skip_unreadable else train_set,  # a file that breaks mid-run leaves its batch
         batch_size=batch_size,
         sampler=sampler,
         num_workers=workers,
-        drop_last=share % batch_size == 1 and share > 1,  # BatchNorm cannot train on one sample
+        drop_last=drop_last,
         pin_memory=device.type == "cuda",
-        collate_fn=data.collate,
+        collate_fn=DroppingCollate(data.collate),
+        worker_init_fn=ignore_stop_signals if workers else None,
     )
     net = model  # the model itself: EMA, evaluation and the saved weights use it, never the DDP wrapper
-    feed_targets = training_targets_feeder(net)  # RT-DETR's denoising queries are made from the ground truth
     if place.enabled:
         # RT-DETR's denoising embedding takes no part in a step whose batch has no boxes, and that can happen on
         # one rank only: DDP must then not wait for its gradient (find_unused_parameters costs a graph walk).
@@ -270,10 +306,13 @@ def _train(
             find_unused_parameters=takes_training_targets(net),
         )
     valid_loader = DataLoader(
-        valid_set, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=data.collate
+        valid_set,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=data.collate,
+        worker_init_fn=ignore_stop_signals if workers else None,
     )
-
-    primary = PRIMARY[task]
     reporter = (
         Reporter(
             run_dir,
@@ -286,133 +325,433 @@ def _train(
         if place.is_main
         else SilentReporter()
     )
-    if state is not None:
+    run = _Run(
+        config=config,
+        place=place,
+        device=device,
+        run_dir=run_dir,
+        console=console,
+        reporter=reporter,
+        data=data,
+        head=head,
+        model=model,
+        net=net,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        ema=ema,
+        precision=precision,
+        loss_fn=loss_fn,
+        augment=augment,
+        feed_targets=training_targets_feeder(net),  # RT-DETR's denoising queries are made from the ground truth
+        frozen=frozen,
+        postprocessor=postprocessor,
+        train_loader=train_loader,
+        valid_loader=valid_loader,
+        sampler=sampler,
+        generator=generator,
+        steps_per_epoch=share // batch_size if drop_last else math.ceil(share / batch_size),
+        stops=stops,
+        clock=CheckpointClock(training.get("checkpoint_every")),
+        metadata=_weights_metadata(config, data),
+        resume_hint=_resume_hint(config, options, run_dir),
+        best_metric=best_metric,
+        best_epoch=best_epoch,
+        best_value=state.get("best_value") if state is not None and best_epoch is not None else None,
+        last_good=f"{resume_path} (where this run resumed)" if state is not None else "none (nothing saved yet)",
+    )
+    progress = _Progress(start_epoch, **state.get("progress", {})) if state is not None else _Progress()
+    if state is not None and progress.step:
+        run.rng_after_iter = state["rng"]  # creating the epoch's batch iterator draws a seed, as it did before
+    elif state is not None:
         restore_rng(state["rng"])  # last: nothing between here and the first step draws random numbers
-    metadata = _weights_metadata(config, data)
-    last_row: dict[str, Any] = {}
-    epoch = start_epoch
-    checked = False
     try:
-        if start_epoch >= epochs:
-            console.print(f"nothing to do: {start_epoch} of {epochs} epochs are already done")
-        for epoch in range(start_epoch, epochs):
-            if options.stop_after is not None and epoch >= options.stop_after:
-                break
-            generator.manual_seed(seed * 100_003 + epoch)
-            if isinstance(sampler, DistributedSampler):
-                sampler.set_epoch(epoch)  # seeds its permutation with seed * 100_003 + epoch, as above
-            lr = optimizer.param_groups[0]["lr"]
-            model.train()
-            loss_fn.set_epoch(epoch + 1)
-            if frozen:
-                keep_frozen_eval(net)
-            reporter.start_epoch(epoch, len(train_loader), lr)
-            tick, seen, loss_sum = time.perf_counter(), 0, 0.0
-            for step, (images, target) in enumerate(train_loader):
-                images, target = images.to(device, non_blocking=True), to_device(target, device)
-                if augment is not None:  # on the device, from a generator seeded by (seed, rank, epoch, step)
-                    images, target = augment(images, target, epoch=epoch, step=step)
-                feed_targets(target, tuple(images.shape[-2:]))
-                with precision.autocast():
-                    if not checked:  # the first batch: a failing forward pass is most likely a data/model mismatch
-                        out = _first_forward(model, images, run_dir / "model.py")
-                        check_output(out, data.num_classes, len(images), run_dir / "model.py", task, head)
-                        checked = True
-                    else:
-                        out = model(images)
-                loss, _ = loss_fn(to_float32(out), target, tuple(images.shape[-2:]))  # losses run in float32
-                if not torch.isfinite(loss):
-                    raise RunError(
-                        f"the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}: lower "
-                        "training.optimizer.lr or set training.max_norm"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                precision.scaler.scale(loss).backward()  # without float16 the scaler passes everything through
-                if training.get("max_norm"):  # DDP has averaged the gradients: every rank clips the same ones
-                    precision.scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad], training["max_norm"])
-                precision.scaler.step(optimizer)  # skips the step when float16 gradients overflowed
-                precision.scaler.update()
-                if ema is not None:
-                    ema.update(net)
-                seen += len(images)
-                loss_sum += float(loss.detach()) * len(images)
-                elapsed = time.perf_counter() - tick
-                speed = place.world_size * seen / max(elapsed, 1e-9)  # rank 0's step loss, the group's speed
-                reporter.step(epoch * len(train_loader) + step, float(loss.detach()), lr, speed)
-            train_seconds = time.perf_counter() - tick
-            scheduler.step()
-            loss_sum, seen = all_sum([loss_sum, seen], place, device)
-
-            eval_model = ema.module if ema is not None else net
-            metrics = None
-            if place.is_main:  # the other ranks wait for the metrics in broadcast()
-                metrics = evaluate(
-                    eval_model, valid_loader, loss_fn, data.num_classes, device, task=task, postprocessor=postprocessor
-                )
-            metrics = broadcast(metrics, place)
-            score = metrics[primary] if metrics[primary] is not None else -metrics["loss"]
-            improved = best_metric is None or score > best_metric
-            if improved:
-                best_metric, best_epoch = score, epoch + 1
-            last_row = {
-                "epoch": epoch + 1,
-                "train_loss": loss_sum / max(1, seen),
-                "valid_loss": metrics["loss"],
-                **{f"valid_{name}": metrics[name] for name in METRICS[task]},
-                "lr": lr,
-                "epoch_seconds": time.perf_counter() - tick,
-                "train_images_per_second": seen / max(train_seconds, 1e-9),
-            }
-            if place.is_main:
-                weights = eval_model.state_dict()
-                meta = {**metadata, "epoch": epoch + 1, f"valid_{primary}": metrics[primary]}
-                if improved:
-                    save_weights(run_dir / "best.safetensors", weights, meta)
-                save_weights(run_dir / "last.safetensors", weights, meta)
-                reporter.end_epoch(last_row, improved)
-                save_training_state(
-                    run_dir / "training_state.pt",
-                    {
-                        "format": STATE_FORMAT,
-                        "version": 1,
-                        "epoch": epoch + 1,
-                        "epochs": epochs,
-                        "num_classes": data.num_classes,
-                        "model": net.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "ema": ema.state_dict() if ema is not None else None,
-                        "grad_scaler": precision.scaler.state_dict(),  # {} unless float16 on CUDA
-                        "best_metric": best_metric,
-                        "metric": primary,
-                        "best_epoch": best_epoch,
-                        "seed": seed,
-                        "rng": capture_rng(),  # rank 0's; every rank seeds and draws alike, so one stands for all
-                    },
-                )
-            epoch += 1
-    except KeyboardInterrupt:
+        _loop(run, progress, options.stop_after)
+    except KeyboardInterrupt:  # raised outside the signal handler (not the main thread, or by code): nothing saved
         reporter.close()
         raise Interrupted(
-            f"interrupted in epoch {epoch + 1}; {run_dir} holds epoch {epoch}. Resume with: "
-            f"npc train {config.spec_path} --out {run_dir} --resume {run_dir / 'training_state.pt'}"
+            f"interrupted in epoch {progress.epoch + 1}; {run_dir} holds epoch {progress.epoch}. Resume with: "
+            f"{run.resume_hint}"
         ) from None
     except BaseException:
         reporter.close()
         raise
-    reporter.summary(best_epoch, data.bad_samples)
+    reporter.summary(run.best_epoch, data.bad_samples)
     reporter.close()
     seconds = time.perf_counter() - started
-    if best_metric is not None:
-        value = f"{best_metric:.2%}" if best_metric >= 0 else f"loss {-best_metric:.4f}"
+    primary = PRIMARY[task]
+    if run.best_metric is not None:
+        by = "lowest valid loss" if best_criterion(config) == "loss" else "best valid metric"
+        value = f"{LABELS[primary]} {run.best_value:.2%}" if run.best_value is not None else "no metric"
         console.print(
-            f"best valid {LABELS[primary]} {value} at epoch {best_epoch} → {run_dir / 'best.safetensors'} "
-            f"({seconds:.1f}s)",
+            f"best ({by}): epoch {run.best_epoch}, {value} → {run_dir / 'best.safetensors'} ({seconds:.1f}s)",
             highlight=False,
             soft_wrap=True,
         )
-    return TrainResult(run_dir, epoch, best_epoch, best_metric, last_row, seconds, primary)
+    best = run.best_value if run.best_value is not None else run.best_metric
+    return TrainResult(run_dir, progress.epoch, run.best_epoch, best, run.last_row, seconds, primary)
+
+
+def best_criterion(config: RunConfig) -> str:
+    return config.logging["model_save_options"]["best_model_criterion"]
+
+
+def best_score(metrics: dict[str, Any], task: str, criterion: str) -> float:
+    """What best.safetensors maximises, by NetsPresso's best_model_criterion: minus the validation loss ("loss", its
+    default) or the task's metric ("metric"; detection: mAP@.5, NetsPresso's primary detection metric). Without a
+    metric (a detection model.py without a postprocessor) the loss decides."""
+    name = "map50" if task == "detection" else PRIMARY[task]
+    if criterion == "metric" and metrics.get(name) is not None:
+        return metrics[name]
+    return -metrics["loss"]
+
+
+def validates(config: RunConfig, epoch: int) -> bool:
+    """Whether (1-based) ``epoch`` is validated: NetsPresso validates epochs 1, 1 + N, 1 + 2N, ... and the last."""
+    every = config.logging["model_save_options"]["validation_epoch"]
+    return epoch % every == 1 % every or epoch == config.training["epochs"]
+
+
+class ResumingSampler(Sampler):
+    """The wrapped sampler's order less its first ``skip`` indices: a resumed epoch goes on where the saved one
+    stopped, in the same (seed, epoch) permutation (the wrapped sampler draws it anew on every ``iter``)."""
+
+    def __init__(self, order: Sampler) -> None:
+        self.order, self.skip = order, 0
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(iter(self.order), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.order) - self.skip)
+
+
+@dataclass
+class _Progress:
+    """Where the run stands: what a training state records besides weights, optimiser, scheduler and RNG."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimiser steps done in epoch ``epoch`` (0: at an epoch's end)
+    seen: int = 0  # samples and summed loss of those steps (this process's), for the epoch's train_loss
+    loss_sum: float = 0.0
+    seconds: float = 0.0  # training time those steps took
+
+    def state(self) -> dict[str, Any]:
+        return {"step": self.step, "seen": self.seen, "loss_sum": self.loss_sum, "seconds": self.seconds}
+
+    def where(self) -> str:
+        if not self.step:
+            return f"epoch {self.epoch} done"
+        return f"epoch {self.epoch} done and {self.step} step(s) of epoch {self.epoch + 1}"
+
+
+@dataclass(eq=False)
+class _Run:
+    """Everything the loop works with, built once by ``_train``."""
+
+    config: RunConfig
+    place: Distributed
+    device: torch.device
+    run_dir: Path
+    console: Console
+    reporter: Reporter | SilentReporter
+    data: DataBundle
+    head: str | None
+    model: nn.Module  # the DDP wrapper under torchrun
+    net: nn.Module  # the model itself
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    ema: ModelEMA | None
+    precision: Any
+    loss_fn: Any
+    augment: Any
+    feed_targets: Any
+    frozen: bool
+    postprocessor: Any
+    train_loader: DataLoader
+    valid_loader: DataLoader
+    sampler: ResumingSampler
+    generator: torch.Generator
+    steps_per_epoch: int
+    stops: StopSignals
+    clock: CheckpointClock
+    metadata: dict[str, Any]
+    resume_hint: str
+    best_metric: float | None
+    best_epoch: int | None
+    last_good: str  # the state to go back to, as messages name it
+    last_row: dict[str, Any] = field(default_factory=dict)
+    best_value: float | None = None  # the task's metric at the best epoch (best_model_criterion may be the loss)
+    rng_after_iter: dict[str, Any] | None = None  # a mid-epoch resume restores the RNG after the iterator's draw
+    checked: bool = False  # the first forward pass was checked against the data
+    nonfinite_in_a_row: int = 0
+    nonfinite_skipped: int = 0  # in this epoch
+
+    @property
+    def training(self) -> dict[str, Any]:
+        return self.config.training
+
+    @property
+    def state_path(self) -> Path:
+        return self.run_dir / "training_state.pt"
+
+
+# --- the loop --------------------------------------------------------------------------------------------------
+
+
+def _loop(run: _Run, progress: _Progress, stop_after: int | None) -> None:
+    epochs = run.training["epochs"]
+    if progress.epoch >= epochs:
+        run.console.print(f"nothing to do: {progress.epoch} of {epochs} epochs are already done")
+    while progress.epoch < epochs:
+        if stop_after is not None and progress.epoch >= stop_after:
+            break
+        if _agreed_stop(run):  # a signal while setting up or evaluating: the state on disk is current
+            _stop(run, progress, save=False)
+        _train_one_epoch(run, progress)
+        _end_epoch(run, progress)
+    if _agreed_stop(run):  # a signal during the last evaluation or save: that save completed, nothing is lost
+        _stop(run, progress, save=False)
+
+
+def _train_one_epoch(run: _Run, progress: _Progress) -> None:
+    """Train epoch ``progress.epoch`` from step ``progress.step`` on, saving mid-epoch states as they fall due."""
+    epoch, seed = progress.epoch, run.training["seed"]
+    run.generator.manual_seed(seed * 100_003 + epoch)
+    if isinstance(run.sampler.order, DistributedSampler):
+        run.sampler.order.set_epoch(epoch)  # seeds its permutation with seed * 100_003 + epoch, as above
+    run.sampler.skip = progress.step * (run.train_loader.batch_size or 1)
+    lr = run.optimizer.param_groups[0]["lr"]
+    run.model.train()
+    run.loss_fn.set_epoch(epoch + 1)
+    if run.frozen:
+        keep_frozen_eval(run.net)
+    run.reporter.start_epoch(epoch, run.steps_per_epoch, lr)
+    tick = time.perf_counter() - progress.seconds
+    batches = iter(run.train_loader)
+    if run.rng_after_iter is not None:
+        restore_rng(run.rng_after_iter)
+        run.rng_after_iter = None
+    for step, (batch, dropped) in enumerate(batches, start=progress.step):
+        batch = _without_dropped(run, batch, dropped)
+        loss, stopping = _train_step(run, batch, epoch, step)
+        progress.step, progress.seconds = step + 1, time.perf_counter() - tick
+        if loss is not None:
+            progress.seen += len(batch[0])
+            progress.loss_sum += loss * len(batch[0])
+            speed = run.place.world_size * progress.seen / max(progress.seconds, 1e-9)  # rank 0's loss, all's speed
+            run.reporter.step(epoch * run.steps_per_epoch + step, loss, lr, speed)
+        if stopping or (not run.place.enabled and run.stops.requested):  # one process: the latest word counts
+            _stop(run, progress, save=True)
+        global_step = epoch * run.steps_per_epoch + step + 1
+        if step + 1 < run.steps_per_epoch and run.place.is_main and run.clock.due(global_step):
+            _save_state(run, progress)
+
+
+def _train_step(run: _Run, batch: Any, epoch: int, step: int) -> tuple[float | None, bool]:
+    """One optimiser step: (its loss, or None when it was skipped; whether the processes agreed to stop)."""
+    loss, parts = None, {}
+    if batch is not None:
+        images, target = _on_device(run, batch, epoch, step)
+        loss, parts = _forward(run, images, target)
+    finite = loss is None or bool(torch.isfinite(loss.detach()))
+    # every process must take the same turn here, or DDP's gradient averaging would wait for ever
+    empty, nonfinite, stopping = any_rank([batch is None, not finite, run.stops.requested], run.place, run.device)
+    if empty:
+        return None, stopping
+    if nonfinite:
+        _nonfinite(run, loss, parts, epoch, step)
+        return None, stopping
+    run.nonfinite_in_a_row = 0
+    optimizer, scaler = run.optimizer, run.precision.scaler
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()  # without float16 the scaler passes everything through
+    if run.training.get("max_norm"):  # DDP has averaged the gradients: every rank clips the same ones
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_([p for p in run.net.parameters() if p.requires_grad], run.training["max_norm"])
+    scaler.step(optimizer)  # skips the step when float16 gradients overflowed
+    scaler.update()
+    if run.ema is not None:
+        run.ema.update(run.net)
+    return float(loss.detach()), stopping
+
+
+def _on_device(run: _Run, batch: Any, epoch: int, step: int) -> tuple[torch.Tensor, Any]:
+    images, target = batch
+    images, target = images.to(run.device, non_blocking=True), to_device(target, run.device)
+    if run.augment is not None:  # on the device, from a generator seeded by (seed, rank, epoch, step)
+        images, target = run.augment(images, target, epoch=epoch, step=step)
+    run.feed_targets(target, tuple(images.shape[-2:]))
+    return images, target
+
+
+def _forward(run: _Run, images: torch.Tensor, target: Any) -> tuple[torch.Tensor, dict[str, float]]:
+    model_py = run.run_dir / "model.py"
+    with run.precision.autocast():
+        if not run.checked:  # the first batch: a failing forward pass is most likely a data/model mismatch
+            out = _first_forward(run.model, images, model_py)
+            check_output(out, run.data.num_classes, len(images), model_py, run.config.spec.task, run.head)
+            run.checked = True
+        else:
+            out = run.model(images)
+    loss, parts = run.loss_fn(to_float32(out), target, tuple(images.shape[-2:]))  # losses run in float32
+    return loss, parts if isinstance(parts, dict) else {}
+
+
+def _nonfinite(run: _Run, loss: torch.Tensor | None, parts: dict[str, float], epoch: int, step: int) -> None:
+    """``training.on_nonfinite``: stop with a message, or leave the step out (the weights stay as they were)."""
+    total = float(loss.detach()) if loss is not None else math.nan
+    if loss is not None and math.isfinite(total):
+        parts, total = {"(on another process)": math.nan}, math.nan
+    message = nonfinite_message(total, parts, epoch + 1, step + 1, run.last_good)
+    if run.training.get("on_nonfinite", "stop") != "skip":
+        raise RunError(message)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.nonfinite_in_a_row += 1
+    run.nonfinite_skipped += 1
+    limit = run.training.get("max_consecutive_nonfinite", 10)
+    if run.nonfinite_in_a_row >= limit:
+        raise RunError(f"{limit} steps in a row were skipped (training.max_consecutive_nonfinite); the last: {message}")
+
+
+def _without_dropped(run: _Run, batch: Any, dropped: list[Dropped]) -> Any:
+    """The batch with this step's unreadable files counted (``skip``); None when too little of it is left."""
+    if not dropped:
+        return batch
+    for sample in run.data.bad_samples.dropped("train", dropped):
+        run.console.print(
+            f"[yellow]warning:[/] skipped {sample.message} (it no longer reads; --on-bad-sample skip)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if batch is not None and len(batch[0]) < 2:  # BatchNorm cannot train on one sample: the step is left out
+        return None
+    return batch
+
+
+def _end_epoch(run: _Run, progress: _Progress) -> None:
+    """Step the schedule, validate, and save best / last / metrics.csv / training_state.pt (rank 0)."""
+    place, epoch = run.place, progress.epoch
+    epoch_started = time.perf_counter() - progress.seconds
+    lr = run.optimizer.param_groups[0]["lr"]
+    run.scheduler.step()
+    loss_sum, seen = all_sum([progress.loss_sum, progress.seen], place, run.device)
+    eval_model = run.ema.module if run.ema is not None else run.net
+    task, primary = run.config.spec.task, PRIMARY[run.config.spec.task]
+    metrics = {"loss": None, **dict.fromkeys(METRICS[task])}  # an epoch logging.validation_epoch skips
+    validated = validates(run.config, epoch + 1)  # every rank decides alike
+    if validated:
+        if place.is_main:  # the other ranks wait for the metrics in broadcast()
+            metrics = evaluate(
+                eval_model, run.valid_loader, run.loss_fn, run.data.num_classes, run.device, task=task,
+                postprocessor=run.postprocessor,
+            )  # fmt: skip
+        metrics = broadcast(metrics, place)
+    score = best_score(metrics, task, best_criterion(run.config)) if validated else None
+    improved = score is not None and (run.best_metric is None or score > run.best_metric)
+    if improved:
+        run.best_metric, run.best_epoch, run.best_value = score, epoch + 1, metrics[primary]
+    run.last_row = {
+        "epoch": epoch + 1,
+        "train_loss": loss_sum / max(1, seen),
+        "valid_loss": metrics["loss"],
+        **{f"valid_{name}": metrics[name] for name in METRICS[task]},
+        "lr": lr,
+        "epoch_seconds": time.perf_counter() - epoch_started,
+        "train_images_per_second": seen / max(progress.seconds, 1e-9),
+    }
+    if run.nonfinite_skipped:
+        run.console.print(
+            f"[yellow]warning:[/] epoch {epoch + 1}: {run.nonfinite_skipped} step(s) with a non-finite loss were "
+            "skipped (training.on_nonfinite: skip)",
+            highlight=False,
+        )
+        run.nonfinite_skipped = 0
+    progress.epoch, progress.step, progress.seen, progress.loss_sum, progress.seconds = epoch + 1, 0, 0, 0.0, 0.0
+    if place.is_main:
+        _save_epoch(run, progress, eval_model, metrics[primary], improved)
+
+
+def _save_epoch(run: _Run, progress: _Progress, eval_model: nn.Module, value: Any, improved: bool) -> None:
+    """best (if improved) → last → metrics.csv → training_state.pt, so the state always points at a whole epoch."""
+    weights = eval_model.state_dict()
+    bad = [name for name, tensor in weights.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if bad:
+        raise RunError(
+            f"the weights became non-finite in epoch {progress.epoch} ({len(bad)} tensor(s), e.g. {bad[0]}); "
+            f"best and last were not written; last good checkpoint: {run.last_good}"
+        )
+    meta = {**run.metadata, "epoch": progress.epoch, f"valid_{PRIMARY[run.config.spec.task]}": value}
+    if improved:
+        save_weights(run.run_dir / "best.safetensors", weights, meta)
+    options = run.config.logging["model_save_options"]
+    every = options["save_checkpoint_epoch"]  # NetsPresso's epoch_N checkpoints, unless save_best_only
+    if not options["save_best_only"] and (
+        progress.epoch % every == 1 % every or progress.epoch == run.training["epochs"]
+    ):
+        save_weights(run.run_dir / f"epoch_{progress.epoch}.safetensors", weights, meta)
+    save_weights(run.run_dir / "last.safetensors", weights, meta)
+    run.reporter.end_epoch(run.last_row, improved)
+    if run.data.bad_samples is not None and run.data.bad_samples.policy == "skip":
+        write_bad_samples(run.run_dir / "bad_samples.json", run.data.bad_samples)  # with mid-epoch drops
+    if options["save_optimizer_state"]:  # false: no training_state.pt, so the run cannot resume
+        _save_state(run, progress)
+
+
+def _save_state(run: _Run, progress: _Progress) -> None:
+    """``training_state.pt`` at ``progress``: at an epoch's end, or mid-epoch (checkpoint_every, a stop signal)."""
+    save_training_state(
+        run.state_path,
+        {
+            "format": STATE_FORMAT,
+            "version": 2,  # 2: "progress" (the position within an epoch) was added
+            "epoch": progress.epoch,
+            "progress": progress.state(),
+            "epochs": run.training["epochs"],
+            "num_classes": run.data.num_classes,
+            "model": run.net.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "ema": run.ema.state_dict() if run.ema is not None else None,
+            "grad_scaler": run.precision.scaler.state_dict(),  # {} unless float16 on CUDA
+            "best_metric": run.best_metric,  # the best_model_criterion score (minus the loss for "loss")
+            "criterion": best_criterion(run.config),
+            "best_value": run.best_value,
+            "metric": PRIMARY[run.config.spec.task],
+            "best_epoch": run.best_epoch,
+            "seed": run.training["seed"],
+            "rng": capture_rng(),  # rank 0's; every rank seeds and draws alike, so one stands for all
+        },
+    )
+    run.clock.saved()
+    run.last_good = f"{run.state_path} ({progress.where()})"
+
+
+def _agreed_stop(run: _Run) -> bool:
+    return any_rank([run.stops.requested], run.place, run.device)[0]
+
+
+def _stop(run: _Run, progress: _Progress, *, save: bool) -> None:
+    """Save where the run stands (rank 0; after the step every process agreed on), then raise Interrupted."""
+    if save and run.place.is_main:
+        run.console.print(f"npc train: {run.stops.name}: saving the training state ...", highlight=False)
+        _save_state(run, progress)
+    wait(run.place)  # no process leaves before rank 0's state is on disk
+    if not save and progress.epoch == 0 and progress.step == 0:
+        raise Interrupted(f"stopped by {run.stops.name} before the first step: nothing to resume", run.stops.exit_code)
+    raise Interrupted(
+        f"stopped by {run.stops.name}: {run.state_path} holds {progress.where()}. Resume with: {run.resume_hint}",
+        run.stops.exit_code,
+    )
+
+
+def _resume_hint(config: RunConfig, options: TrainOptions, run_dir: Path) -> str:
+    """The command that continues this run: the one that started it (when known) with --resume."""
+    words = shlex.split(options.command) if options.command else []
+    if "--resume" in words[:-1]:  # a resumed run stopped again: the same command still does
+        return shlex.join(words)
+    if len(words) > 2:
+        return shlex.join([*words, "--resume", str(run_dir)])
+    return shlex.join(["npc", "train", str(config.spec_path), "--out", str(run_dir), "--resume", str(run_dir)])
 
 
 def detection_postprocessor(module: Any, task: str) -> tuple[Any, list[str]]:

@@ -252,6 +252,9 @@ def _train(args: argparse.Namespace) -> int:
     resuming = resume is not None or bool(config.spec.checkpoint.optimizer_path)
     out = Path(args.out) if args.out else _fresh_folder(Path("runs") / OutputNames().stem(args.spec).replace(".", "-"))
     if place.is_main and not resuming and out.is_dir() and any((out / name).exists() for name in RUN_OUTPUTS):
+        from ._faults import refuse_if_in_use
+
+        refuse_if_in_use(out)  # a run going on in that folder keeps its files
         _check_data(config)  # bad data must not cost the previous run its files
         console.print(f"[yellow]note:[/] replacing the previous run in {out}", highlight=False)
         for name in RUN_OUTPUTS:
