@@ -9,7 +9,10 @@ so the server never dies and never leaves the last version's diagnostics standin
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
@@ -63,7 +66,12 @@ class NpcLanguageServer(LanguageServer):
         self.pending.pop(uri, None)
         document = self.workspace.get_text_document(uri)
         current = self.check(document)
-        diagnostics = [to_lsp_diagnostic(document, current, d) for d in current.diagnostics]
+        try:
+            diagnostics = [to_lsp_diagnostic(document, current, d) for d in current.diagnostics]
+        except Exception as exc:  # a bug in locating them: still replace the last version's diagnostics
+            logger.exception("locating the diagnostics of %s failed", uri)
+            current.failure = f"npc lsp: internal error while locating problems ({type(exc).__name__}: {exc})"
+            diagnostics = []
         if current.failure:
             start = types.Position(line=0, character=0)
             diagnostics.append(types.Diagnostic(types.Range(start=start, end=start), current.failure, source="npc"))
@@ -112,6 +120,24 @@ def server_position(document: TextDocument, position: types.Position) -> tuple[i
     return found.line, found.character
 
 
+def guarded(default: Any) -> Callable[[Callable], Callable]:
+    """A request handler that logs a failure (a bug in npc) and answers ``default``, so the editor always gets an
+    answer and the server keeps running."""
+
+    def wrap(handler: Callable) -> Callable:
+        @functools.wraps(handler)
+        def answer(ls: NpcLanguageServer, params: Any) -> Any:
+            try:
+                return handler(ls, params)
+            except Exception:
+                logger.exception("%s failed", handler.__name__)
+                return default
+
+        return answer
+
+    return wrap
+
+
 def create_server() -> NpcLanguageServer:
     server = NpcLanguageServer()
 
@@ -137,6 +163,7 @@ def create_server() -> NpcLanguageServer:
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
+    @guarded(None)
     def on_hover(ls: NpcLanguageServer, params: types.HoverParams) -> types.Hover | None:
         document, current = ls.analysis(params.text_document.uri)
         line, col = server_position(document, params.position)
@@ -151,6 +178,7 @@ def create_server() -> NpcLanguageServer:
         types.TEXT_DOCUMENT_COMPLETION,
         types.CompletionOptions(trigger_characters=[":", " ", '"', "(", ",", "-"]),
     )
+    @guarded(types.CompletionList(is_incomplete=False, items=[]))
     def on_completion(ls: NpcLanguageServer, params: types.CompletionParams) -> types.CompletionList:
         document, current = ls.analysis(params.text_document.uri)
         line, col = server_position(document, params.position)
@@ -160,6 +188,7 @@ def create_server() -> NpcLanguageServer:
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix, types.CodeActionKind.Source]),
     )
+    @guarded([])
     def on_code_action(ls: NpcLanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
         document, current = ls.analysis(params.text_document.uri)
         start = server_position(document, params.range.start)
@@ -174,11 +203,13 @@ def create_server() -> NpcLanguageServer:
         )
 
     @server.feature(types.TEXT_DOCUMENT_FORMATTING)
+    @guarded(None)
     def on_formatting(ls: NpcLanguageServer, params: types.DocumentFormattingParams) -> list[types.TextEdit] | None:
         document, current = ls.analysis(params.text_document.uri)
         return format_document(current, document)
 
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
+    @guarded(None)
     def on_definition(ls: NpcLanguageServer, params: types.DefinitionParams) -> types.Location | None:
         document, current = ls.analysis(params.text_document.uri)
         line, col = server_position(document, params.position)
