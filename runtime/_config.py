@@ -1,11 +1,12 @@
 """Run configuration: the model spec plus its ``training:`` and ``data:`` sections, validated and resolved.
 
-Sources, lowest precedence first: built-in defaults, the ``training:``/``data:``/``augmentation:`` sections of the
-spec file, the files given with ``--training`` / ``--data`` / ``--augmentation`` (each replaces the spec's section of
-the same name), then command-line flags (``--epochs``, ``--batch-size``, ``--lr``, ``--seed``). The sections are
-checked against the small JSON
-Schemas below; problems come back as :class:`npc.spec.SpecError` with file, line, column and JSON pointer, like
-spec problems. Never imports torch.
+Sources, lowest precedence first: built-in defaults, the ``training:``/``data:``/``augmentation:``/``environment:``/
+``logging:`` sections of the spec file, the files given with ``--training`` / ``--data`` / ``--augmentation`` /
+``--environment`` / ``--logging`` (each replaces the spec's section of the same name: NetsPresso Trainer's six-file
+form), then command-line flags (``--epochs``, ``--batch-size``, ``--lr``, ``--seed``). ``environment``'s seed,
+num_workers and batch_size go into the training section (NetsPresso keeps them there). The sections are checked
+against the small JSON Schemas in ``_schema``; every problem of every file comes back at once as one
+:class:`npc.spec.SpecError` with file, line, column and JSON pointer, like spec problems. Never imports torch.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ..spec import (
     validate,
 )
 from ..spec._validate import StrictValidator
-from ._schema import AUGMENTATION_SCHEMA, DATA_SCHEMA, TRAINING_SCHEMA
+from ._schema import AUGMENTATION_SCHEMA, DATA_SCHEMA, ENVIRONMENT_SCHEMA, LOGGING_SCHEMA, TASKS, TRAINING_SCHEMA
 
 __all__ = [
     "DATA_SCHEMA",
@@ -42,13 +43,15 @@ __all__ = [
     "TRAINING_SCHEMA",
     "RunConfig",
     "load_run_config",
+    "resolve_environment",
+    "resolve_logging",
     "resolve_augmentation",
     "resolve_data",
     "resolve_training",
 ]
 
 # Top-level keys of a spec file that belong to the runtime, not to the model.
-RUNTIME_SECTIONS = ("training", "data", "augmentation")
+RUNTIME_SECTIONS = ("training", "data", "augmentation", "environment", "logging")
 
 TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 10,
@@ -65,10 +68,16 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "on_nonfinite": "stop",  # a NaN/inf loss stops the run; "skip" leaves the step out (counted)
     "max_consecutive_nonfinite": 10,  # under "skip": this many non-finite steps in a row stop the run anyway
 }
+_GROUPS = {"no_bias_decay": False, "no_norm_weight_decay": False, "overwrite": None}  # one group, all decayed
+# NetsPresso requires every key; these are the examples of its optimizer documentation (torch's defaults).
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "adamw": {"lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.01, "eps": 1e-8, "no_bias_decay": False},
-    "adam": {"lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0, "eps": 1e-8, "no_bias_decay": False},
-    "sgd": {"lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-4, "nesterov": False, "no_bias_decay": False},
+    "adamw": {"lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.01, "eps": 1e-8, **_GROUPS},
+    "adam": {"lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0, "eps": 1e-8, **_GROUPS},
+    "adadelta": {"lr": 1.0, "rho": 0.9, "weight_decay": 0.0, **_GROUPS},
+    "adagrad": {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0, **_GROUPS},
+    "rmsprop": {"lr": 1e-2, "alpha": 0.99, "momentum": 0.0, "weight_decay": 0.0, "eps": 1e-8, **_GROUPS},
+    "adamax": {"lr": 2e-3, "betas": [0.9, 0.999], "weight_decay": 0.0, **_GROUPS},
+    "sgd": {"lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-4, "nesterov": False, **_GROUPS},
 }
 SCHEDULER_DEFAULTS: dict[str, dict[str, Any]] = {
     "cosine": {"warmup_epochs": 0, "warmup_bias_lr": 0.0, "min_lr": 0.0, "iters_per_phase": None},
@@ -98,6 +107,25 @@ POSE_DATA: dict[str, Any] = {  # built-in pose set; the input size comes from th
     "num_valid": 128,
     "seed": 0,  # the generator's, not training.seed
 }
+ENVIRONMENT_DEFAULTS: dict[str, Any] = {"gpus": None, "cache_data": False}  # None: npc picks the device
+LOGGING_DEFAULTS: dict[str, Any] = {  # npc's own behaviour; NetsPresso's logging.yaml states its own values
+    "project_id": None,
+    "output_dir": "runs",
+    "tensorboard": True,
+    "mlflow": False,
+    "stdout": True,
+    "num_save_samples": None,
+    "model_save_options": {
+        "save_optimizer_state": True,
+        "save_best_only": True,  # best.safetensors and last.safetensors only; false adds epoch_N.safetensors
+        "best_model_criterion": "loss",  # NetsPresso's default: the lowest validation loss
+        "sample_input_size": None,
+        "onnx_export_opset": None,
+        "validation_epoch": 1,
+        "save_checkpoint_epoch": None,  # None: validation_epoch
+    },
+    "metrics": {"classwise_analysis": False, "metric_names": None},
+}
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
@@ -113,6 +141,8 @@ class RunConfig:
     data: dict[str, Any]  # resolved: format decided, defaults filled (digits when none was given)
     origins: dict[str, str] = field(default_factory=dict)  # section -> the file it came from ("defaults")
     augmentation: dict[str, Any] | None = None  # resolved ``train``/``inference`` lists; None: no augmentation
+    environment: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(ENVIRONMENT_DEFAULTS))
+    logging: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(LOGGING_DEFAULTS))
 
     def resolved_document(self) -> dict[str, Any]:
         """What ``resolved.yaml`` holds: a spec file ``npc train`` accepts again."""
@@ -129,6 +159,8 @@ class RunConfig:
         }
         if self.augmentation is not None:
             document["augmentation"] = copy.deepcopy(self.augmentation)
+        document["environment"] = copy.deepcopy(self.environment)
+        document["logging"] = copy.deepcopy(self.logging)
         return document
 
 
@@ -138,60 +170,152 @@ def load_run_config(
     training_path: str | Path | None = None,
     data_path: str | Path | None = None,
     augmentation_path: str | Path | None = None,
+    environment_path: str | Path | None = None,
+    logging_path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Load and validate the spec and its runtime sections; raises :class:`SpecError` listing every problem."""
-    spec_source = _load(spec_path)
-    document = spec_source.data if isinstance(spec_source.data, dict) else {}
-    model_source = Source(
-        {k: v for k, v in document.items() if k not in RUNTIME_SECTIONS}
-        if isinstance(spec_source.data, dict)
-        else spec_source.data,
+    """Load and validate the spec and its runtime sections; raises :class:`SpecError` listing every problem of
+    every file (schema problems first found per section, then what only the resolved values show)."""
+    diagnostics: list[Diagnostic] = []
+    spec_source = _load_collecting(spec_path, diagnostics)
+    paths = {
+        "training": training_path,
+        "data": data_path,
+        "augmentation": augmentation_path,
+        "environment": environment_path,
+        "logging": logging_path,
+    }
+    files = {name: _load_collecting(path, diagnostics) for name, path in paths.items() if path is not None}
+    model_source = _model_source(spec_source) if spec_source is not None else None
+    if model_source is not None:
+        diagnostics += validate(model_source)
+    sections = _sections(spec_source, files, diagnostics)
+    invalid = set()
+    for name, (value, source, pointer) in sections.items():
+        if value is not None:  # `training: ~` means "all defaults"
+            found = _check(_validator(name), value, source, pointer)
+            diagnostics += found
+            invalid |= {name} if found else set()
+    model_ok = model_source is not None and not diagnostics_in(diagnostics, model_source.path)
+    spec = normalise(model_source.data, model_source.path, model_source.late) if model_ok else None
+    resolved = _resolve_sections(sections, invalid, spec, model_source, overrides or {}, diagnostics)
+    exit_code = max((2 if d.code in ("io", "syntax") else 1 for d in diagnostics), default=0)
+    if exit_code:
+        raise SpecError(_ordered(diagnostics, str(spec_path)), exit_code)
+    training, data, augmentation, environment, logging = resolved
+    origins = {name: sections[name][1].path if name in sections else "defaults" for name in ("training", "data")}
+    for name in ("augmentation", "environment", "logging"):  # no augmentation section is no augmentation
+        if name in sections:
+            origins[name] = sections[name][1].path
+    return RunConfig(spec, str(spec_path), model_source, training, data, origins, augmentation, environment, logging)
+
+
+def diagnostics_in(diagnostics: list[Diagnostic], path: str) -> bool:
+    return any(d.file == path for d in diagnostics)
+
+
+def _ordered(diagnostics: list[Diagnostic], spec_path: str) -> list[Diagnostic]:
+    """The model file first, then the others by name; within a file by position."""
+    return sorted(diagnostics, key=lambda d: (d.file != spec_path, d.file, d.line or 0, d.col or 0))
+
+
+def _load_collecting(path: str | Path, diagnostics: list[Diagnostic]) -> Source | None:
+    """:func:`_load`, its problems added to ``diagnostics`` (None then) so the other files are still checked."""
+    try:
+        return _load(path)
+    except SpecError as exc:
+        diagnostics += exc.diagnostics
+        return None
+
+
+def _model_source(spec_source: Source) -> Source:
+    """The spec file without its runtime sections, as ``npc validate`` sees a model file."""
+    document = spec_source.data
+    return Source(
+        {k: v for k, v in document.items() if k not in RUNTIME_SECTIONS} if isinstance(document, dict) else document,
         spec_source.path,
         spec_source.positions,
         late=spec_source.late,  # values reading inferred ones (`=backbone.channels[-1]`): the compiler resolves them
     )
-    diagnostics = validate(model_source)
 
+
+def _sections(
+    spec_source: Source | None, files: dict[str, Source | None], diagnostics: list[Diagnostic]
+) -> dict[str, tuple[Any, Source, str]]:
+    """Each runtime section with the file and pointer it came from; a ``--<name>`` file replaces the spec's."""
     sections: dict[str, tuple[Any, Source, str]] = {}
+    document = spec_source.data if spec_source is not None and isinstance(spec_source.data, dict) else {}
     for name in RUNTIME_SECTIONS:
         if name in document:
             sections[name] = (document[name], spec_source, f"/{name}")
-    for name, path in (("training", training_path), ("data", data_path), ("augmentation", augmentation_path)):
-        if path is None:
+    for name, source in files.items():
+        if source is None:
             continue
-        source = _load(path)
         if not isinstance(source.data, dict) or name not in source.data:
             message = f"expected a top-level '{name}:' key (as in NetsPresso Trainer's {name} YAML)"
             diagnostics.append(Diagnostic(source.path, "", message))
             continue
         sections[name] = (source.data[name], source, f"/{name}")
+    return sections
 
-    for name, (value, source, pointer) in sections.items():
-        if value is not None:  # `training: ~` means "all defaults"
-            diagnostics += _check(_validator(name), value, source, pointer)
 
-    exit_code = max((2 if d.code in ("io", "syntax") else 1 for d in diagnostics), default=0)
-    if exit_code:
-        raise SpecError(sorted(diagnostics, key=lambda d: (d.file, d.line or 0, d.col or 0)), exit_code)
+def _located(found: tuple[Any, Source, str], problems: list[Problem]) -> list[Diagnostic]:
+    """Problems (pointer below the section, message) as diagnostics in the section's file."""
+    _, source, base = found
+    out = []
+    for pointer, message in problems:
+        line, col = source.position(base + pointer) or (None, None)
+        out.append(Diagnostic(source.path, base + pointer, message, line, col, "semantic"))
+    return out
 
-    spec = normalise(model_source.data, model_source.path, model_source.late)
-    data_section = sections.get("data", (None,))[0]
-    if isinstance(data_section, dict) and data_section.get("task") not in (None, spec.task):
-        source, pointer = sections["data"][1], sections["data"][2] + "/task"
-        line, col = source.position(pointer) or (None, None)
-        message = f"the data is for {data_section['task']}, but model.task is {spec.task}"
-        raise SpecError([Diagnostic(source.path, pointer, message, line, col, "semantic")], 1)
-    training = resolve_training(sections.get("training", (None,))[0], overrides or {})
-    data = resolve_data(data_section, task=spec.task)
-    if spec.task == "pose_estimation":
-        _check_pose_input_size(data, spec, sections.get("data"))
+
+def _resolve_sections(
+    sections: dict[str, tuple[Any, Source, str]],
+    invalid: set[str],
+    spec: ModelSpec | None,
+    model_source: Source | None,
+    overrides: dict[str, Any],
+    diagnostics: list[Diagnostic],
+) -> tuple[Any, ...]:
+    """Resolve every section whose schema check passed, adding what only resolved values show to ``diagnostics``."""
+
+    def value(name: str) -> Any:
+        return sections[name][0] if name in sections and name not in invalid else None
+
+    environment = resolve_environment(value("environment"))
+    logging, problems = resolve_logging(value("logging"))
+    diagnostics += _located(sections["logging"], problems) if problems else []
+    if "environment" in sections and "environment" not in invalid:
+        diagnostics += _located(sections["environment"], _gpu_problems(value("environment")))
+    training = resolve_training(value("training"), overrides, environment=value("environment"))
+    if "training" in sections and "training" not in invalid:
+        diagnostics += _located(sections["training"], _schedule_problems(training))
+    task = spec.task if spec is not None else _raw_task(model_source)
+    if task is None or "data" in invalid:
+        return training, None, None, environment, logging
+    data_section = value("data")
+    if isinstance(data_section, dict) and data_section.get("task") not in (None, task):
+        problem = ("/task", f"the data is for {data_section['task']}, but model.task is {task}")
+        diagnostics += _located(sections["data"], [problem])
+        return training, None, None, environment, logging
+    augmentation_section = value("augmentation") if "augmentation" not in invalid else None
+    data = resolve_data(data_section, task=task, augmentation=augmentation_section)
+    if task == "pose_estimation" and spec is not None:
+        diagnostics += _pose_input_size_problems(data, spec, sections.get("data"))
         data.setdefault("input_size", pose_input_size(spec))
-    augmentation = _located_augmentation(sections.get("augmentation"), data, spec.task)
-    origins = {name: sections[name][1].path if name in sections else "defaults" for name in ("training", "data")}
-    if "augmentation" in sections:  # no section is no augmentation, not a default one
-        origins["augmentation"] = sections["augmentation"][1].path
-    return RunConfig(spec, str(spec_path), model_source, training, data, origins, augmentation)
+    augmentation, problems = None, []
+    if augmentation_section is not None and (task != "pose_estimation" or "input_size" in data):
+        augmentation, problems = resolve_augmentation(augmentation_section, data, task=task)
+    diagnostics += _located(sections["augmentation"], problems) if problems else []
+    return training, data, augmentation, environment, logging
+
+
+def _raw_task(model_source: Source | None) -> str | None:
+    """model.task as written, when the model section has other problems (the runtime sections are still checked)."""
+    document = model_source.data if model_source is not None and isinstance(model_source.data, dict) else {}
+    model = document.get("model")
+    task = model.get("task") if isinstance(model, dict) else None
+    return task if task in TASKS else None
 
 
 def _load(path: str | Path) -> Source:
@@ -208,13 +332,22 @@ def _load(path: str | Path) -> Source:
 # --- resolution ------------------------------------------------------------------------------------------------
 
 
-def resolve_training(section: dict[str, Any] | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Defaults under the user's section, per-name defaults under optimizer/scheduler/ema, then CLI overrides."""
+ENVIRONMENT_TRAINING_KEYS = ("seed", "num_workers", "batch_size")  # NetsPresso keeps them in environment.yaml
+
+
+def resolve_training(
+    section: dict[str, Any] | None, overrides: dict[str, Any], *, environment: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Defaults under the user's section, per-name defaults under optimizer/scheduler/ema, the environment
+    section's seed/num_workers/batch_size, then CLI overrides."""
     section = section or {}
     out = copy.deepcopy(TRAINING_DEFAULTS)
     for key, value in section.items():
         if key not in ("optimizer", "scheduler", "ema"):
             out[key] = value
+    for key in ENVIRONMENT_TRAINING_KEYS:
+        if key in (environment or {}):
+            out[key] = environment[key]
     optimizer = section.get("optimizer") or {}
     name = optimizer.get("name", "adamw")
     out["optimizer"] = {"name": name, **OPTIMIZER_DEFAULTS[name], **{k: v for k, v in optimizer.items() if k != "name"}}
@@ -239,17 +372,23 @@ def resolve_training(section: dict[str, Any] | None, overrides: dict[str, Any]) 
     return out
 
 
-def resolve_data(section: dict[str, Any] | None, *, task: str = "classification") -> dict[str, Any]:
+def resolve_data(
+    section: dict[str, Any] | None, *, task: str = "classification", augmentation: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The data section with its format decided.
 
     No section (or no ``path``): the built-in set of the task (digits; shapes for segmentation and detection).
     With a ``path``: classification reads CSV labels (``local``) or class folders (``image_folder``); segmentation
-    and detection read NetsPresso's local layout (PNG masks, YOLO txt).
+    and detection read NetsPresso's local layout (PNG masks, YOLO txt). Without an ``image_size`` the input size is
+    the augmentation's final size, as NetsPresso Trainer takes it (it never reads ``data.image_size``).
     """
     builtin = {"classification": DIGITS_DATA, "pose_estimation": POSE_DATA}.get(task, SHAPES_DATA)
+    out = copy.deepcopy(section) if section else {}
+    side = augmentation_size(augmentation) if task != "pose_estimation" else None
+    if side is not None and "image_size" not in out:
+        out["image_size"] = side
     if not section:
-        return dict(builtin)
-    out = copy.deepcopy(section)
+        return {**builtin, **out}
     out.pop("task", None)
     if "format" not in out:
         path = out.get("path") or {}
@@ -269,6 +408,87 @@ def resolve_data(section: dict[str, Any] | None, *, task: str = "classification"
         out.setdefault("mean", list(IMAGENET_MEAN))
         out.setdefault("std", list(IMAGENET_STD))
     return out
+
+
+def augmentation_size(section: dict[str, Any] | None) -> int | None:
+    """The square side an augmentation section ends at: ``img_size``, else the last sized training transform's
+    (an integer ``resize``/``pad``/crop size is square); None when it names no size or ends off-square."""
+    if not isinstance(section, dict):
+        return None
+    if isinstance(section.get("img_size"), int):
+        return section["img_size"]
+    for transform in reversed(section.get("train") or []):
+        size = transform.get("base_size", transform.get("size")) if isinstance(transform, dict) else None
+        if transform.get("name") not in (*SIZED_TRANSFORMS, "randomresize") or size is None:
+            continue
+        sides = [size] if isinstance(size, int) else list(size)
+        return sides[0] if len(set(sides)) == 1 and isinstance(sides[0], int) else None
+    return None
+
+
+def resolve_environment(section: dict[str, Any] | None) -> dict[str, Any]:
+    """The environment section with defaults filled (``gpus`` as written: :func:`gpu_list` reads it)."""
+    return {**copy.deepcopy(ENVIRONMENT_DEFAULTS), **copy.deepcopy(section or {})}
+
+
+def gpu_list(gpus: Any) -> list[int] | None:
+    """NetsPresso's ``gpus``: an index or ``"0, 1, 2"``; None when unset or not a list of indices."""
+    if gpus is None or isinstance(gpus, bool):
+        return None
+    if isinstance(gpus, int):
+        return [gpus]
+    parts = [part.strip() for part in str(gpus).split(",")]
+    return [int(part) for part in parts] if all(part.isdigit() for part in parts) else None
+
+
+def _gpu_problems(section: dict[str, Any] | None) -> list[Problem]:
+    gpus = (section or {}).get("gpus")
+    if isinstance(gpus, str) and gpu_list(gpus) is None:
+        return [("/gpus", f"{gpus!r} is not a GPU index or a comma-separated list of them (e.g. '0, 1')")]
+    return []
+
+
+def resolve_logging(section: dict[str, Any] | None) -> tuple[dict[str, Any], list[Problem]]:
+    """The logging section over npc's defaults, and what npc cannot do as asked (each a located refusal)."""
+    section = section or {}
+    out = copy.deepcopy(LOGGING_DEFAULTS)
+    for key, value in section.items():
+        if isinstance(value, dict):
+            out[key] = {**out[key], **copy.deepcopy(value)}
+        else:
+            out[key] = copy.deepcopy(value)
+    options = out["model_save_options"]
+    if options["save_checkpoint_epoch"] is None:
+        options["save_checkpoint_epoch"] = options["validation_epoch"]
+    problems: list[Problem] = []
+    if options["save_checkpoint_epoch"] % options["validation_epoch"]:
+        problems.append(
+            (
+                "/model_save_options/save_checkpoint_epoch",
+                f"is {options['save_checkpoint_epoch']}: must be a multiple of validation_epoch "
+                f"({options['validation_epoch']}), as NetsPresso Trainer requires (checkpoints are saved on "
+                "validated epochs)",
+            )
+        )
+    if out["mlflow"]:
+        problems.append(("/mlflow", "true is not supported yet by npc (tensorboard is): set mlflow: false"))
+    if out["metrics"]["classwise_analysis"]:
+        problems.append(("/metrics/classwise_analysis", "true is not supported yet by npc: set it to false"))
+    if out["metrics"]["metric_names"]:
+        problems.append(
+            ("/metrics/metric_names", "choosing metrics is not supported yet by npc: use ~ (the task's defaults)")
+        )
+    return out, problems
+
+
+def _schedule_problems(training: dict[str, Any]) -> list[Problem]:
+    """Schedules NetsPresso's scheduler classes would divide by zero on."""
+    scheduler = training.get("scheduler") or {}
+    if scheduler.get("name") == "poly" and (scheduler.get("end_epoch") or training["epochs"]) == (
+        scheduler.get("warmup_epochs") or 0
+    ):
+        return [("/scheduler/end_epoch", "poly needs end_epoch > warmup_epochs: it decays over the epochs between")]
+    return []
 
 
 def pose_input_size(spec: ModelSpec) -> list[int]:
@@ -438,39 +658,30 @@ def _misplaced_transforms(transforms: list[dict[str, Any]], task: str, phase: st
     return problems
 
 
-def _located_augmentation(found: tuple[Any, Source, str] | None, data: dict[str, Any], task: str) -> dict | None:
-    """:func:`resolve_augmentation` with its problems raised as a :class:`SpecError` located in the file."""
-    if found is None:
-        return None
-    section, source, base = found
-    augmentation, problems = resolve_augmentation(section, data, task=task)
-    if problems:
-        diagnostics = []
-        for pointer, message in problems:
-            line, col = source.position(base + pointer) or (None, None)
-            diagnostics.append(Diagnostic(source.path, base + pointer, message, line, col, "semantic"))
-        raise SpecError(diagnostics, 1)
-    return augmentation
-
-
-def _check_pose_input_size(data: dict[str, Any], spec: ModelSpec, section: tuple[Any, Source, str] | None) -> None:
+def _pose_input_size_problems(
+    data: dict[str, Any], spec: ModelSpec, section: tuple[Any, Source, str] | None
+) -> list[Diagnostic]:
     """A ``data.input_size`` other than the head's ``target_size`` would fail on the first forward pass: say so now."""
     wanted = pose_input_size(spec)
     given = data.get("input_size")
     if given is None or [int(v) for v in given] == wanted or section is None:
-        return
-    source, pointer = section[1], section[2] + "/input_size"
-    line, col = source.position(pointer) or (None, None)
+        return []
     message = f"is {list(given)}, but the rtmcc head's target_size is {wanted}: the compiled model accepts only that"
-    raise SpecError([Diagnostic(source.path, pointer, message, line, col, "semantic")], 1)
+    return _located(section, [("/input_size", message)])
 
 
 # --- validation ------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=3)
+@lru_cache(maxsize=5)
 def _validator(name: str) -> Draft202012Validator:
-    schemas = {"training": TRAINING_SCHEMA, "data": DATA_SCHEMA, "augmentation": AUGMENTATION_SCHEMA}
+    schemas = {
+        "training": TRAINING_SCHEMA,
+        "data": DATA_SCHEMA,
+        "augmentation": AUGMENTATION_SCHEMA,
+        "environment": ENVIRONMENT_SCHEMA,
+        "logging": LOGGING_SCHEMA,
+    }
     return StrictValidator(schemas[name])
 
 

@@ -130,7 +130,7 @@ class Reporter:
         mark = "  [green]best[/]" if improved else ""
         self.console.print(
             f"epoch {row['epoch']:>3}/{self.epochs}  train loss {row['train_loss']:.4f}  "
-            f"valid loss {row['valid_loss']:.4f}{shown}  lr {row['lr']:.2e}  "
+            f"valid loss {_short(row['valid_loss'], '{:.4f}')}{shown}  lr {row['lr']:.2e}  "  # "-": not validated
             f"{row['epoch_seconds']:.1f}s  {row['train_images_per_second']:.0f} img/s{mark}",
             highlight=False,
             soft_wrap=True,

@@ -10,11 +10,14 @@ from typing import Any
 
 __all__ = [
     "AUGMENTATION_SCHEMA",
+    "BEST_MODEL_CRITERIA",
     "DATA_FORMATS",
     "DATA_SCHEMA",
     "EMA_KINDS",
+    "ENVIRONMENT_SCHEMA",
     "INFERENCE_TRANSFORMS",
     "LABEL_IMAGE_MODES",
+    "LOGGING_SCHEMA",
     "OPTIMIZERS",
     "SCHEDULERS",
     "TASKS",
@@ -22,12 +25,17 @@ __all__ = [
     "TRAIN_TRANSFORMS",
 ]
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = ("adamw", "adam", "adadelta", "adagrad", "rmsprop", "adamax", "sgd")  # NetsPresso's registry
 SCHEDULERS = ("cosine", "cosine_no_sgdr", "step", "poly", "multi_step")
 EMA_KINDS = ("constant_decay", "exp_decay")
 DATA_FORMATS = ("digits", "shapes", "local", "image_folder", "coco", "stick_figures")
 TASKS = ("classification", "segmentation", "detection", "pose_estimation")
 LABEL_IMAGE_MODES = ("L", "P", "RGB")
+
+
+def _doc(schema: dict[str, Any], text: str) -> dict[str, Any]:
+    return {**schema, "description": text}
+
 
 _POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 _NON_NEGATIVE = {"type": "number", "minimum": 0}
@@ -44,6 +52,16 @@ _BETAS = {
 _OPTIMIZER_KEYS: dict[str, dict[str, Any]] = {
     "adamw": {"lr": _POSITIVE, "betas": _BETAS, "weight_decay": _NON_NEGATIVE, "eps": _POSITIVE},
     "adam": {"lr": _POSITIVE, "betas": _BETAS, "weight_decay": _NON_NEGATIVE, "eps": _POSITIVE},
+    "adadelta": {"lr": _POSITIVE, "rho": {"type": "number", "minimum": 0, "maximum": 1}, "weight_decay": _NON_NEGATIVE},
+    "adagrad": {"lr": _POSITIVE, "lr_decay": _NON_NEGATIVE, "weight_decay": _NON_NEGATIVE},
+    "rmsprop": {
+        "lr": _POSITIVE,
+        "alpha": _NON_NEGATIVE,
+        "momentum": _NON_NEGATIVE,
+        "weight_decay": _NON_NEGATIVE,
+        "eps": _POSITIVE,
+    },
+    "adamax": {"lr": _POSITIVE, "betas": _BETAS, "weight_decay": _NON_NEGATIVE},
     "sgd": {
         "lr": _POSITIVE,
         "momentum": _NON_NEGATIVE,
@@ -51,9 +69,36 @@ _OPTIMIZER_KEYS: dict[str, dict[str, Any]] = {
         "nesterov": {"type": "boolean"},
     },
 }
+_NO_DECAY = {
+    "no_bias_decay": _doc({"type": "boolean"}, "no weight decay on parameters named *bias*"),
+    "no_norm_weight_decay": _doc({"type": "boolean"}, "no weight decay on parameters named *norm.weight*"),
+}
+# NetsPresso's overwrite: per model part (backbone, neck, head) its own lr, weight decay and no-decay choices.
+_OVERWRITE = _doc(
+    {
+        "type": ["array", "null"],
+        "items": {
+            "type": "object",
+            "required": ["param_group"],
+            "additionalProperties": False,
+            "properties": {
+                "param_group": {"enum": ["backbone", "neck", "head"]},
+                "lr": _POSITIVE,
+                "weight_decay": _NON_NEGATIVE,
+                **_NO_DECAY,
+            },
+        },
+    },
+    "per part of a backbone/neck/head model: its own lr, weight_decay, no_bias_decay, no_norm_weight_decay",
+)
+_OPTIMIZER_COMMON = {**_NO_DECAY, "overwrite": _OVERWRITE}
 _WARMUP = {"warmup_epochs": _EPOCHS, "warmup_bias_lr": _NON_NEGATIVE}
 _SCHEDULER_KEYS: dict[str, dict[str, Any]] = {
-    "cosine": {**_WARMUP, "min_lr": _NON_NEGATIVE, "iters_per_phase": _OPTIONAL_EPOCH},
+    "cosine": {
+        **_WARMUP,
+        "min_lr": _NON_NEGATIVE,
+        "iters_per_phase": _doc({"type": ["integer", "null"], "minimum": 0}, "0 or null: a tenth of the run"),
+    },
     "cosine_no_sgdr": {**_WARMUP, "min_lr": _NON_NEGATIVE, "end_epoch": _OPTIONAL_EPOCH},
     "poly": {
         **_WARMUP,
@@ -75,10 +120,6 @@ _EMA_KEYS: dict[str, dict[str, Any]] = {
     "constant_decay": {"decay": {"type": "number", "minimum": 0, "maximum": 1}},
     "exp_decay": {"decay": {"type": "number", "minimum": 0, "maximum": 1}, "beta": _POSITIVE},
 }
-
-
-def _doc(schema: dict[str, Any], text: str) -> dict[str, Any]:
-    return {**schema, "description": text}
 
 
 def _named(
@@ -117,8 +158,9 @@ TRAINING_SCHEMA: dict[str, Any] = {
             {"type": ["integer", "null"], "minimum": 0}, "DataLoader workers; null: 0 in memory, else min(4, CPUs)"
         ),
         "optimizer": _doc(
-            _named(OPTIMIZERS, _OPTIMIZER_KEYS, nullable=False, common={"no_bias_decay": {"type": "boolean"}}),
-            "torch optimizer by NetsPresso name; no_bias_decay: no weight decay on 1-D parameters",
+            _named(OPTIMIZERS, _OPTIMIZER_KEYS, nullable=False, common=_OPTIMIZER_COMMON),
+            "torch optimizer by NetsPresso name, with its parameter groups (no_bias_decay, no_norm_weight_decay, "
+            "overwrite)",
         ),
         "scheduler": _doc(
             _named(SCHEDULERS, _SCHEDULER_KEYS, nullable=True), "per-epoch learning-rate schedule; null: constant"
@@ -343,5 +385,71 @@ AUGMENTATION_SCHEMA: dict[str, Any] = {
         "inference": _transform_list(
             INFERENCE_TRANSFORMS, "evaluation is never augmented: only npc's own resize/totensor/normalize"
         ),
+    },
+}
+
+# --- environment and logging (NetsPresso Trainer's environment.yaml and logging.yaml) ----------------------------
+
+ENVIRONMENT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "npc environment section (NetsPresso Trainer's environment.yaml)",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "seed": _doc({"type": "integer", "minimum": 0}, "training.seed"),
+        "num_workers": _doc({"type": ["integer", "null"], "minimum": 0}, "training.num_workers"),
+        "gpus": _doc(
+            {"type": ["integer", "string", "null"], "minimum": 0},
+            "GPU index, or indices as '0, 1, 2': one runs on that GPU (CPU when there is none); more than one "
+            "needs torchrun, one process per GPU",
+        ),
+        "batch_size": _doc({"type": "integer", "minimum": 1}, "training.batch_size (per GPU, as NetsPresso)"),
+        "cache_data": _doc({"type": "boolean"}, "keep every decoded, resized image in memory after the first read"),
+    },
+}
+
+BEST_MODEL_CRITERIA = ("loss", "metric")
+_SAVE_OPTIONS = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "save_optimizer_state": _doc({"type": "boolean"}, "false: no training_state.pt (the run cannot resume)"),
+        "save_best_only": _doc({"type": "boolean"}, "false: also epoch_N.safetensors every save_checkpoint_epoch"),
+        "best_model_criterion": _doc(
+            {"enum": list(BEST_MODEL_CRITERIA)}, "best.safetensors: lowest valid loss, or the task's metric"
+        ),
+        "sample_input_size": _doc(
+            {"type": ["array", "null"], "items": _SIDE, "minItems": 2, "maxItems": 2},
+            "input (height, width) of the export",
+        ),
+        "onnx_export_opset": _doc({"type": ["integer", "null"], "minimum": 7}, "ONNX opset of the export at the end"),
+        "validation_epoch": _doc({"type": "integer", "minimum": 1}, "validate every N epochs (and the last)"),
+        "save_checkpoint_epoch": _doc(
+            {"type": ["integer", "null"], "minimum": 1},
+            "epoch_N.safetensors every N epochs (a multiple of validation_epoch)",
+        ),
+    },
+}
+LOGGING_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "npc logging section (NetsPresso Trainer's logging.yaml)",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "project_id": _doc({"type": ["string", "null"]}, "run folder name under output_dir"),
+        "output_dir": _doc({"type": "string"}, "where new run folders go when --out is not given"),
+        "tensorboard": _doc({"type": "boolean"}, "write tb/ (npc train --no-tensorboard wins)"),
+        "mlflow": {"type": "boolean"},
+        "stdout": _doc({"type": "boolean"}, "false: print nothing but errors"),
+        "num_save_samples": _doc({"type": ["integer", "null"], "minimum": 0}, "validation images drawn at the end"),
+        "model_save_options": _SAVE_OPTIONS,
+        "metrics": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "classwise_analysis": {"type": "boolean"},
+                "metric_names": {"type": ["array", "null"], "items": {"type": "string"}},
+            },
+        },
     },
 }

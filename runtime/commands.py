@@ -16,6 +16,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from ._errors import EXIT_USAGE, RunError
 
@@ -37,11 +38,21 @@ def register(subparsers) -> None:
         description="Compile SPEC, train it, validate every epoch and save the run folder "
         "(model.py, resolved.yaml, last/best.safetensors, training_state.pt, metrics.csv, tb/).",
     )
-    p.add_argument("spec", metavar="SPEC", help="model spec (may hold training: and data: sections)")
+    p.__class__ = _TrainParser  # its own usage errors, after checking SPEC / --model (see _TrainParser)
+    p.add_argument(
+        "spec", metavar="SPEC", nargs="?", help="model spec (may hold training:, data:, ... sections); or --model"
+    )
+    p.add_argument("--model", metavar="FILE", help="the model spec, as NetsPresso Trainer's --model (instead of SPEC)")
     p.add_argument("--training", metavar="FILE", help="YAML/JSON with a top-level training: section")
     p.add_argument("--data", metavar="FILE", help="YAML/JSON with a top-level data: section")
     p.add_argument(
         "--augmentation", metavar="FILE", help="YAML/JSON with a top-level augmentation: section (NetsPresso names)"
+    )
+    p.add_argument(
+        "--environment", metavar="FILE", help="YAML/JSON with a top-level environment: section (seed, batch_size, ...)"
+    )
+    p.add_argument(
+        "--logging", metavar="FILE", help="YAML/JSON with a top-level logging: section (output_dir, tensorboard, ...)"
     )
     p.add_argument("--no-augment", action="store_true", help="ignore the augmentation: section (train on plain data)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: a new runs/<spec name>[-N])")
@@ -112,6 +123,31 @@ def register(subparsers) -> None:
     from . import _tools_commands  # npc summary / npc export
 
     _tools_commands.register(subparsers)
+
+
+class _TrainParser(argparse.ArgumentParser):
+    """``npc train``'s parser: reports unknown arguments and a missing or doubled spec with ``npc train``'s usage.
+
+    argparse hands a subcommand's unknown arguments up to the top-level parser, whose error shows ``npc``'s usage;
+    the peer's six-file command line (``--model FILE`` instead of SPEC) is checked here too, so the message and
+    usage are the subcommand's.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        if namespace.spec is None and namespace.model is None:
+            self.error("the model spec is required: give SPEC or --model FILE")
+        if namespace.spec is not None and namespace.model is not None:
+            self.error(f"give the model spec once: SPEC ({namespace.spec}) or --model ({namespace.model})")
+        namespace.spec = namespace.spec if namespace.spec is not None else namespace.model
+        return namespace, extras
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
 
 
 # --- argument types ------------------------------------------------------------------------------------------
@@ -200,6 +236,8 @@ def _config(args: argparse.Namespace, *, training: str | None = None, overrides:
             training_path=training,
             data_path=getattr(args, "data", None),
             augmentation_path=getattr(args, "augmentation", None),
+            environment_path=getattr(args, "environment", None),
+            logging_path=getattr(args, "logging", None),
             overrides=overrides,
         ),
     )
@@ -244,13 +282,16 @@ def _train(args: argparse.Namespace) -> int:
     from ._infer import OutputNames
     from ._train import TrainOptions, train
 
-    console = Console()
+    logging = config.logging
+    console = Console(quiet=not logging["stdout"])  # logging.stdout: false prints nothing but errors (stderr)
     place = requested()  # under torchrun: this process's rank; the group is joined in train()
     if place.enabled and not args.out:  # each process would pick its own fresh runs/<name>-N folder
         raise RunError("under torchrun, give the run folder with --out", EXIT_USAGE)
     resume = Path(args.resume) if args.resume else None
     resuming = resume is not None or bool(config.spec.checkpoint.optimizer_path)
-    out = Path(args.out) if args.out else _fresh_folder(Path("runs") / OutputNames().stem(args.spec).replace(".", "-"))
+    name = logging["project_id"] or OutputNames().stem(args.spec).replace(".", "-")
+    out = Path(args.out) if args.out else _fresh_folder(Path(logging["output_dir"]) / name)
+    device = args.device or _environment_device(config.environment, place, console, out)
     if place.is_main and not resuming and out.is_dir() and any((out / name).exists() for name in RUN_OUTPUTS):
         from ._faults import refuse_if_in_use
 
@@ -262,15 +303,51 @@ def _train(args: argparse.Namespace) -> int:
         shutil.rmtree(out / "tb", ignore_errors=True)
     options = TrainOptions(
         out_dir=out,
-        device=args.device,
+        device=device,
         model_py=Path(args.model_py) if args.model_py else None,
         resume=resume,
-        tensorboard=not args.no_tensorboard,
+        tensorboard=not args.no_tensorboard and logging["tensorboard"],
         trust_pickle=args.trust_pickle,
         command=shlex.join(["npc", *sys.argv[1:]]) if sys.argv and Path(sys.argv[0]).name == "npc" else "npc train",
     )
     train(config, options, console)
     return EXIT_OK
+
+
+def _environment_device(environment: dict, place, console, out: Path) -> str | None:
+    """environment.gpus as NetsPresso reads it: one index trains on that GPU; several start one process per GPU
+    under torchrun (this process becomes torchrun); without CUDA, the CPU, with a note. None: npc's default."""
+    from ._config import gpu_list
+
+    gpus = gpu_list(environment.get("gpus"))
+    if gpus is None or place.enabled:  # under torchrun each process already has its GPU (cuda:LOCAL_RANK)
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        console.print(
+            f"[yellow]note:[/] environment.gpus asks for GPU(s) {', '.join(map(str, gpus))}, but no CUDA device "
+            "is available: training on the CPU in one process",
+            highlight=False,
+        )
+        return "cpu"
+    if len(gpus) == 1:
+        return f"cuda:{gpus[0]}"
+    command, env = torchrun_command(gpus, sys.argv[1:], out)
+    console.print(f"environment.gpus: {len(gpus)} GPUs: {shlex.join(command)}", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    os.execvpe(command[0], command, {**os.environ, **env})  # noqa: S606 (our own interpreter, our own arguments)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def torchrun_command(gpus: list[int], argv: list[str], out: Path) -> tuple[list[str], dict[str, str]]:
+    """The torchrun command line that repeats ``npc`` + ``argv`` in one process per GPU of ``gpus`` (which it
+    makes the visible ones), with the run folder fixed so every process writes and reads the same one."""
+    rest = list(argv)
+    if "--out" not in rest and not any(arg.startswith("--out=") for arg in rest):
+        rest += ["--out", str(out)]
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={len(gpus)}", "-m", "npc", *rest]
+    return command, {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
 
 
 def _check_data(config) -> None:

@@ -35,6 +35,8 @@ def test_spec_sections_then_cli_overrides(write_spec):
         "weight_decay": 1e-4,
         "nesterov": False,
         "no_bias_decay": False,
+        "no_norm_weight_decay": False,
+        "overwrite": None,
     }
     assert t["scheduler"] == {"name": "step", "iters_per_phase": 2, "gamma": 0.5, "end_epoch": None}
     assert t["ema"] == {"name": "exp_decay", "decay": 0.99, "beta": 2000}

@@ -11,8 +11,9 @@ from npc.runtime._optim import ModelEMA, build_optimizer, build_scheduler, lr_at
 def test_warmup_then_cosine_reaches_min_lr_at_the_end():
     s = {"name": "cosine_no_sgdr", "warmup_epochs": 2, "warmup_bias_lr": 0.0, "min_lr": 0.01, "end_epoch": None}
     lrs = [lr_at(e, 1.0, s, 12) for e in range(12)]
-    assert lrs[:3] == [0.0, 0.5, 1.0]
-    assert lrs[7] == pytest.approx(0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lrs[:2] == [0.5, 1.0]  # NetsPresso's warm-up: (epoch + 1) / warmup_epochs, so it ends at lr
+    # then the peer's chained cosine over end_epoch, scaled from where the warm-up left off
+    assert lrs[6] == pytest.approx(0.01 + 0.99 * (1 + math.cos(math.pi * 0.5)) / (1 + math.cos(math.pi / 12)))
     assert lr_at(12, 1.0, s, 12) == pytest.approx(0.01)
 
 
@@ -35,7 +36,7 @@ def test_step_multistep_poly():
         0.25,
     ]
     poly = {"name": "poly", "warmup_epochs": 0, "min_lr": 0.0, "power": 2.0, "end_epoch": None}
-    assert lr_at(5, 1.0, poly, 10) == pytest.approx(0.25)
+    assert lr_at(5, 1.0, poly, 10) == pytest.approx((0.5 / 1.1) ** 2)  # the peer's chained form starts a step early
     assert lr_at(3, 0.1, None, 10) == 0.1
 
 
@@ -63,8 +64,10 @@ def test_no_bias_decay_and_frozen_parameters():
     model[0].weight.requires_grad_(False)
     opt = build_optimizer(model, {"name": "adamw", "lr": 0.1, "weight_decay": 0.05, "no_bias_decay": True})
     decayed, plain = opt.param_groups
-    assert [p.shape for p in decayed["params"]] == [torch.Size([2, 4])] and decayed["weight_decay"] == 0.05
-    assert len(plain["params"]) == 4 and plain["weight_decay"] == 0.0  # biases + BN affine
+    # NetsPresso's rule is by name: every *bias*; the BN weight ("1.weight") keeps its decay
+    assert [p.shape for p in decayed["params"]] == [torch.Size([4]), torch.Size([2, 4])]
+    assert decayed["weight_decay"] == 0.05
+    assert len(plain["params"]) == 3 and plain["weight_decay"] == 0.0
     assert sum(len(g["params"]) for g in opt.param_groups) == 5  # the frozen weight is not there
 
 
