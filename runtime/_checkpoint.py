@@ -146,10 +146,16 @@ def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], metadata
     def write(tmp: str) -> None:
         try:
             save_file(tensors, tmp, metadata=meta)
-        except SafetensorError as exc:  # its I/O errors come as text: "... I/O error: File too large (os error 27)"
-            raise OSError(str(exc).removeprefix("Error while serializing: ")) from None
+        except SafetensorError as exc:
+            raise _os_error(str(exc)) from None
 
     atomic_write(path, write)
+
+
+def _os_error(text: str) -> OSError:
+    """safetensors reports I/O errors as text ("... I/O error: File too large (os error 27)"): the OSError again."""
+    found = re.search(r"os error (\d+)", text)
+    return OSError(int(found.group(1)), os.strerror(int(found.group(1)))) if found else OSError(text)
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -142,9 +142,13 @@ def check_run_folder(folder: Path) -> None:
         where = "is" if blocker == folder else f"(a parent of {folder}) is"
         raise RunError(f"{blocker}: {where} a file, not a folder: choose another --out", EXIT_USAGE)
     existing = next(p for p in (folder, *folder.parents) if p.exists())
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not _writable(existing):
         what = "the run folder" if existing == folder else f"{existing} (where {folder} would be created)"
         raise RunError(f"{folder}: cannot write in {what}: permission denied", EXIT_USAGE)
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def _make_folder(folder: Path) -> None:

@@ -25,6 +25,7 @@ import shlex
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -633,7 +634,9 @@ def _end_epoch(run: _Run, progress: _Progress) -> None:
     place, epoch = run.place, progress.epoch
     epoch_started = time.perf_counter() - progress.seconds
     lr = run.optimizer.param_groups[0]["lr"]
-    run.scheduler.step()
+    with warnings.catch_warnings():  # a run resumed after its epoch's last step reaches here without a step
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+        run.scheduler.step()
     loss_sum, seen = all_sum([progress.loss_sum, progress.seen], place, run.device)
     eval_model = run.ema.module if run.ema is not None else run.net
     task, primary = run.config.spec.task, PRIMARY[run.config.spec.task]
@@ -738,8 +741,10 @@ def _stop(run: _Run, progress: _Progress, *, save: bool) -> None:
     wait(run.place)  # no process leaves before rank 0's state is on disk
     if not save and progress.epoch == 0 and progress.step == 0:
         raise Interrupted(f"stopped by {run.stops.name} before the first step: nothing to resume", run.stops.exit_code)
+    ignored = run.stops.repeated
+    also = f" ({ignored} further signal(s) were ignored so that the save could finish)" if ignored else ""
     raise Interrupted(
-        f"stopped by {run.stops.name}: {run.state_path} holds {progress.where()}. Resume with: {run.resume_hint}",
+        f"stopped by {run.stops.name}: {run.state_path} holds {progress.where()}{also}. Resume with: {run.resume_hint}",
         run.stops.exit_code,
     )
 
