@@ -310,8 +310,35 @@ def _train(args: argparse.Namespace) -> int:
         trust_pickle=args.trust_pickle,
         command=shlex.join(["npc", *sys.argv[1:]]) if sys.argv and Path(sys.argv[0]).name == "npc" else "npc train",
     )
-    train(config, options, console)
+    result = train(config, options, console)
+    if place.is_main and result.best_epoch is not None:
+        _end_of_run(config, out, console)
     return EXIT_OK
+
+
+def _end_of_run(config, out: Path, console) -> None:
+    """logging.yaml's num_save_samples and onnx_export_opset, from best.safetensors. As in NetsPresso, a failure
+    there is a warning: the run itself is saved."""
+    from ._run_extras import export_best, save_samples
+
+    options, count = config.logging["model_save_options"], config.logging.get("num_save_samples")
+    steps = []
+    if count:
+        steps.append(("num_save_samples", lambda: f"{count} sample(s) → {save_samples(config, out, count)}"))
+    if options.get("onnx_export_opset"):
+        steps.append(("onnx_export_opset", lambda: _onnx_line(export_best(out, options), options)))
+    for key, step in steps:
+        try:
+            console.print(f"logging.{key}: {step()}", highlight=False, soft_wrap=True)
+        except RunError as exc:
+            console.print(f"[yellow]warning:[/] logging.{key}: {_clean(exc.message)}", highlight=False, soft_wrap=True)
+
+
+def _onnx_line(report, options: dict) -> str:
+    return (
+        f"{report.output} (opset {options['onnx_export_opset']}, {'x'.join(map(str, report.input))} input, "
+        f"verified with {report.verified_with}: max abs diff {report.max_abs_diff:.3g})"
+    )
 
 
 def _environment_device(environment: dict, place, console, out: Path) -> str | None:
