@@ -14,15 +14,14 @@ without it they fail with :class:`PictureError` (exit 2) suggesting ``.dot`` or 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
+from .._atomic import AtomicWriteError, write_atomic
 from ._graph import INPUT, POSTPROCESSOR, components
 
 __all__ = [
@@ -270,27 +269,9 @@ def annotated_mermaid(graph: nx.DiGraph, *, with_params: bool = True, num_classe
 
 def _write_atomic(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise PictureError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise PictureError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        write_atomic(path, data)
+    except AtomicWriteError as exc:
+        raise PictureError(f"cannot write {path}: {exc.cause.strerror or exc.cause}") from None
 
 
 def graphviz_dot() -> str | None:

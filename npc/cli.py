@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from ._atomic import AtomicWriteError, write_atomic
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -180,28 +180,14 @@ def _positive_int(text: str) -> int:
 # --- output -------------------------------------------------------------------------------------------------
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename: a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _emit_output(output: str, text: str) -> int:
     if output == "-":
         sys.stdout.write(text)
         return EXIT_OK
     try:
         write_atomic(output, text)
-    except OSError as exc:
-        print(f"npc: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+    except AtomicWriteError as exc:
+        print(f"npc: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
 
@@ -380,9 +366,12 @@ def _migrate(args: argparse.Namespace) -> int:
         elif args.in_place and file in args.zoo_names:
             print(f"{args.zoo_names[file]}: a zoo model is part of npc; to change it: npc migrate NAME > my.yaml")
             worst = EXIT_USAGE
-        elif args.in_place:
-            if changes:
+        elif args.in_place and changes:
+            try:
                 write_atomic(file, migrated)
+            except AtomicWriteError as exc:
+                print(f"npc: {exc}", file=sys.stderr)
+                worst = EXIT_USAGE
         else:
             sys.stdout.write(migrated)
     return worst

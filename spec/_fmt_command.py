@@ -29,7 +29,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from ..cli import write_atomic
+from .._atomic import AtomicWriteError, write_atomic
 from ._load import LoadError, Source, _parse_json, _parse_yaml, load_text
 from ._text_format import Comment, dump_npc, parse_npc, quote, scan_comments
 
@@ -108,8 +108,8 @@ def _fmt_one(file: str, args: argparse.Namespace) -> int:
     if current != output:
         try:
             write_atomic(destination, output)
-        except OSError as exc:
-            print(f"npc: cannot write {destination}: {exc.strerror or exc}", file=sys.stderr)
+        except AtomicWriteError as exc:
+            print(f"npc: {exc}", file=sys.stderr)
             return EXIT_USAGE
         print(f"{'reformatted' if destination == file else 'wrote'} {destination}", file=sys.stderr)
     return EXIT_OK

@@ -1,12 +1,14 @@
-"""The built wheel works on its own: schema, templates and grammar are package data, the console script is installed."""
+"""The built wheel works on its own: schema, templates, grammar and the zoo are package data, the console script is
+installed, and everything the compiler does works without torch."""
 
 import subprocess
 import sys
 import venv
+import zipfile
 
 import pytest
 
-from helpers import EXAMPLES, REPO
+from helpers import EXAMPLES, REPO, ZOO_SPECS
 
 
 @pytest.mark.slow
@@ -18,6 +20,8 @@ def test_wheel_installs_into_a_fresh_venv_and_validates_and_compiles(tmp_path):
         capture_output=True,
     )
     wheel = next(wheels.glob("npc-*.whl"))
+    packaged = {name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("npc/zoo/")}
+    assert {f"npc/zoo/{spec.name}" for spec in ZOO_SPECS} <= packaged and len(ZOO_SPECS) == 48
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
@@ -35,6 +39,22 @@ def test_wheel_installs_into_a_fresh_venv_and_validates_and_compiles(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "def build_model(num_classes: int)" in out.read_text()
+
+    # Every zoo model by name, from outside the repository: once through the console script, then all 48 through
+    # the same entry point in one process (48 interpreter start-ups would dominate the test).
+    result = subprocess.run([str(npc), "compile", "yolox-s-detection"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "def build_model(num_classes: int)" in (tmp_path / "yolox-s-detection.py").read_text()
+    names = [spec.stem for spec in ZOO_SPECS]
+    script = (
+        "import sys\nfrom npc.cli import main\n"
+        "codes = [main(['compile', name, '-o', f'zoo/{name}.py']) for name in sys.argv[1:]]\n"
+        "sys.exit(max(codes))\n"
+    )
+    result = subprocess.run([str(python), "-c", script, *names], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.stem for p in (tmp_path / "zoo").glob("*.py")) == names
+    assert not subprocess.run([str(python), "-c", "import torch"], capture_output=True).returncode == 0, "no torch"
 
     # Nothing leaks into site-packages under generic top-level names: only `npc` is importable.
     listing = subprocess.run([str(python), "-c", "import spec"], capture_output=True, text=True)
