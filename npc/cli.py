@@ -53,6 +53,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("npc: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        extra = _extra_providing(exc.name)
+        if extra is None:  # not an optional dependency: an internal bug, which keeps its traceback
+            raise
+        command = next((word for word in (argv if argv is not None else sys.argv[1:]) if word[:1] != "-"), "")
+        print(
+            f"npc {command}: needs the {extra} extra (no module named {exc.name.split('.')[0]!r}): "
+            f"pip install 'npc[{extra}]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+
+# Top-level modules of the optional extras (pyproject.toml), so a command run without its extra says what to install.
+EXTRA_MODULES = {
+    "runtime": {
+        "torch", "safetensors", "torchmetrics", "tensorboard", "sklearn", "PIL", "numpy", "pycocotools", "scipy",
+        "onnx", "onnxruntime", "kornia",
+    },
+    "lsp": {"pygls", "lsprotocol"},
+}  # fmt: skip
+
+
+def _extra_providing(module: str | None) -> str | None:
+    top = (module or "").split(".")[0]
+    return next((extra for extra, modules in EXTRA_MODULES.items() if top in modules), None)
 
 
 def _resolve_zoo_names(args: argparse.Namespace) -> None:

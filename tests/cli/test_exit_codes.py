@@ -131,3 +131,22 @@ def test_no_traceback_ever():
     as_json = npc("validate", "--format", "json", *NEGATIVE)
     assert as_json.returncode == 2
     assert {record["file"] for record in json.loads(as_json.stdout)} == {str(p) for p in NEGATIVE}
+
+
+def test_a_command_without_its_extra_names_the_extra_to_install(tmp_path):
+    """Regression: `npc train` in an install without torch ended in a ModuleNotFoundError traceback. A process whose
+    `import torch` fails stands in for that install (tests/e2e/test_wheel.py checks a real one)."""
+    blocker = tmp_path / "torch.py"
+    blocker.write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    spec = REPO / "examples" / "resnet-digits.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "npc", "train", str(spec)], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "npc train: needs the runtime extra" in result.stderr and "pip install 'npc[runtime]'" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "npc", "validate", str(spec)], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr

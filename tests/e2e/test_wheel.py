@@ -56,6 +56,15 @@ def test_wheel_installs_into_a_fresh_venv_and_validates_and_compiles(tmp_path):
     assert sorted(p.stem for p in (tmp_path / "zoo").glob("*.py")) == names
     assert not subprocess.run([str(python), "-c", "import torch"], capture_output=True).returncode == 0, "no torch"
 
+    # Commands that need the runtime say which extra to install, without a traceback; the torch-free ones work.
+    for argv in (["train", str(REPO / "examples" / "resnet-digits.yaml")], ["summary", "yolox-nano-detection"]):
+        result = subprocess.run([str(npc), *argv], capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "pip install 'npc[runtime]'" in result.stderr and "Traceback" not in result.stderr
+    for argv in (["list"], ["schema"], ["graph", "yolox-nano-detection"], ["diff", *names[:2]], ["fmt", names[0]]):
+        result = subprocess.run([str(npc), *argv], capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode in (0, 1) and "Traceback" not in result.stderr, (argv, result.stderr)
+
     # Nothing leaks into site-packages under generic top-level names: only `npc` is importable.
     listing = subprocess.run([str(python), "-c", "import spec"], capture_output=True, text=True)
     assert listing.returncode != 0
