@@ -176,7 +176,7 @@ def create_server() -> NpcLanguageServer:
 
     @server.feature(
         types.TEXT_DOCUMENT_COMPLETION,
-        types.CompletionOptions(trigger_characters=[":", " ", '"', "(", ",", "-"]),
+        types.CompletionOptions(trigger_characters=[":", '"', "(", ","]),
     )
     @guarded(types.CompletionList(is_incomplete=False, items=[]))
     def on_completion(ls: NpcLanguageServer, params: types.CompletionParams) -> types.CompletionList:
