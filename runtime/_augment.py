@@ -1,7 +1,8 @@
 """Training-time augmentation: the resolved ``augmentation.train`` list (NetsPresso Trainer's transform names and
 keys, see ``_config.resolve_augmentation``) → stages applied in order to whole batches on the training device:
 runs of kornia transforms (one ``AugmentationSequential`` each, moving segmentation masks, detection boxes and pose
-keypoints with the image) and npc's own batch versions of NetsPresso's ``mosaicdetection`` and ``mixing``.
+keypoints with the image) and npc's own batch versions of NetsPresso's ``mosaicdetection``, ``mixing``,
+``hsvjitter`` (YOLOX's HSV gains) and ``randomresize`` (a new square size per batch: multi-scale training).
 
 What enters: a batch as the data pipeline makes it, normalised images ``(B, 3, H, W)`` and the task's target
 (class indices, ``(B, H, W)`` masks, a list of ``{"boxes": (K, 4) x1 y1 x2 y2 pixels, "labels": (K,)}``, or pose
@@ -37,6 +38,8 @@ PIXEL_MAX = 255.0  # NetsPresso's fill/value keys are 0..255 pixel values; npc's
 PREPROCESSING = ("totensor", "normalize")  # npc's data pipeline does these already; they are checked, not run
 SEED_STRIDE = 1_000_003  # a prime: (seed, rank, epoch, step) → one integer without collisions in practice
 FLIPS = ("randomhorizontalflip", "randomverticalflip")
+BATCH_STEPS = ("mosaicdetection", "mixing", "hsvjitter", "randomresize")  # npc's own stages, not kornia modules
+HUE_DEGREES_PER_STEP = 2.0  # OpenCV's 8-bit hue (the peer's HSVJitter) counts 0..180 for 0..360 degrees
 MIN_MOSAIC_BOX = 1.0  # pixels: narrower or flatter boxes are dropped after a mosaic (YOLOX's rule)
 DATA_KEYS = {
     "classification": ["input"],
@@ -111,10 +114,12 @@ def build_augmentation(
     height, width = _input_size(preprocess)
     for index, transform in enumerate(augmentation.get("train") or []):
         name, where = transform["name"], f"augmentation.train[{index}] ({transform['name']})"
-        if name in ("mosaicdetection", "mixing"):  # batch steps of npc's own, between runs of kornia modules
+        if name in BATCH_STEPS:  # batch steps of npc's own, between runs of kornia modules
             stages += [_KorniaStage.of(modules, task, keypoint_swap)] if modules else []
             modules = []
-            stages.append(_batch_step(transform, where, epochs=epochs, num_classes=num_classes))
+            stages.append(
+                _batch_step(transform, where, epochs=epochs, num_classes=num_classes, task=task, swap=keypoint_swap)
+            )
         else:
             if task == "pose_estimation" and name in FLIPS:
                 _check_swap(keypoint_swap, where)
@@ -123,6 +128,8 @@ def build_augmentation(
             height, width = transform["size"]
         elif name == "pad":
             height, width = max(height, transform["size"][0]), max(width, transform["size"][1])
+        elif name == "randomresize":  # a different size per batch; base_size in the middle of the range
+            height, width = transform["base_size"]
     stages += [_KorniaStage.of(modules, task, keypoint_swap)] if modules else []
     if not stages:
         return None
@@ -147,9 +154,21 @@ def _check_swap(keypoint_swap: tuple[int, ...] | None, where: str) -> None:
         )
 
 
-def _batch_step(transform: dict[str, Any], where: str, *, epochs: int | None, num_classes: int | None) -> Stage:
+def _batch_step(
+    transform: dict[str, Any],
+    where: str,
+    *,
+    epochs: int | None,
+    num_classes: int | None,
+    task: str,
+    swap: tuple[int, ...] | None,
+) -> Stage:
     if transform["name"] == "mosaicdetection":
         return _Mosaic.of(transform, epochs)
+    if transform["name"] == "hsvjitter":
+        return _HSVJitter(transform["h_mag"], transform["s_mag"], transform["v_mag"])
+    if transform["name"] == "randomresize":
+        return _RandomResize.of(transform, task, swap)
     if num_classes is None:
         raise RunError(f"{where}: mixing needs the number of classes")  # a caller's bug: _train passes it
     return _Mixing.of(transform, num_classes)
@@ -543,3 +562,56 @@ def _cutmix(pixels: torch.Tensor, rolled: torch.Tensor, weight: float) -> tuple[
     mixed = pixels.clone()
     mixed[:, :, y1:y2, x1:x2] = rolled[:, :, y1:y2, x1:x2]
     return mixed, 1.0 - (x2 - x1) * (y2 - y1) / (width * height)
+
+
+@dataclass(frozen=True)
+class _HSVJitter:
+    """NetsPresso's ``hsvjitter`` (YOLOX's HSV augmentation), per image: each of hue, saturation and value is
+    shifted, with probability one half, by a whole number drawn from [-mag, mag] (truncated toward zero, as the
+    peer's int16 cast), in OpenCV's 8-bit HSV units (hue 0..180, saturation and value 0..255). An intensity step:
+    targets stay."""
+
+    h_mag: int
+    s_mag: int
+    v_mag: int
+
+    def __call__(self, pixels: torch.Tensor, target: Any, epoch: int) -> tuple[torch.Tensor, Any]:
+        from kornia.color import hsv_to_rgb, rgb_to_hsv
+
+        count = len(pixels)
+        mags = pixels.new_tensor([self.h_mag, self.s_mag, self.v_mag])
+        gains = (torch.rand(count, 3) * 2 - 1).to(pixels) * mags * torch.randint(0, 2, (count, 3)).to(pixels)
+        gains = gains.trunc()[:, :, None, None]
+        hsv = rgb_to_hsv(pixels.clamp(0, 1))  # hue in radians 0..2pi, saturation and value 0..1
+        hue = torch.remainder(hsv[:, :1] + gains[:, :1] * math.radians(HUE_DEGREES_PER_STEP), 2 * math.pi)
+        rest = (hsv[:, 1:] + gains[:, 1:] / PIXEL_MAX).clamp(0, 1)
+        return hsv_to_rgb(torch.cat([hue, rest], dim=1)), target
+
+
+@dataclass(frozen=True)
+class _RandomResize:
+    """NetsPresso's ``randomresize``: multi-scale training. Each batch is resized (with its masks, boxes or
+    keypoints) to ``base_size + stride * k`` on both sides, ``k`` drawn from [-random_range, random_range] per
+    batch (the peer draws a new size once a batch's worth of samples is done, for the next batch)."""
+
+    base: tuple[int, int]
+    stride: int
+    spread: int
+    interpolation: str
+    task: str
+    swap: tuple[int, ...] | None
+
+    @classmethod
+    def of(cls, transform: dict[str, Any], task: str, swap: tuple[int, ...] | None) -> _RandomResize:
+        base = tuple(transform["base_size"])
+        return cls(base, transform["stride"], transform["random_range"], transform["interpolation"], task, swap)
+
+    def __call__(self, pixels: torch.Tensor, target: Any, epoch: int) -> tuple[torch.Tensor, Any]:
+        import kornia.augmentation as K
+
+        delta = self.stride * int(torch.randint(-self.spread, self.spread + 1, ()))
+        size = (self.base[0] + delta, self.base[1] + delta)
+        if tuple(pixels.shape[-2:]) == size:
+            return pixels, target
+        resize = K.Resize(size, resample=self.interpolation.upper(), antialias=True)
+        return _KorniaStage.of([resize], self.task, self.swap)(pixels, target, epoch)

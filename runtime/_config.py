@@ -530,6 +530,8 @@ TRANSFORM_DEFAULTS: dict[str, dict[str, Any]] = {
         "mosaic_off_duration": 10,
     },
     "mixing": {"mixup": None, "cutmix": None, "inplace": False},
+    "hsvjitter": {"h_mag": 5, "s_mag": 30, "v_mag": 30},  # YOLOX's (the peer's COCO recipes)
+    "randomresize": {"stride": 32, "random_range": 5, "interpolation": "bilinear"},  # base_size: the input size
     "totensor": {"pixel_range": 1.0},
     "normalize": {},  # mean/std left out: the data's own
 }
@@ -587,6 +589,9 @@ def _size_text(size: tuple[int, int]) -> str:
 def _with_defaults(transform: dict[str, Any], size: tuple[int, int]) -> dict[str, Any]:
     name = transform["name"]
     out = {"name": name, **copy.deepcopy(TRANSFORM_DEFAULTS[name]), **copy.deepcopy(transform)}
+    if name == "randomresize":
+        given = out.get("base_size", list(size))
+        out["base_size"] = [given, given] if isinstance(given, int) else [given[0], given[-1]]
     if name in SIZED_TRANSFORMS:
         given = out.get("size", list(size))
         if isinstance(given, list):
@@ -605,6 +610,10 @@ def _follow_sizes(transforms: list[dict[str, Any]], start: tuple[int, int], labe
     last = f"/{phase}"
     for index, transform in enumerate(transforms):
         name, size, here = transform["name"], transform.get("size"), f"/{phase}/{index}"
+        if name == "randomresize":
+            problems += _random_resize_problems(transform, (height, width), here)
+            last, (height, width) = here + "/base_size", tuple(transform["base_size"])
+            continue
         if name not in SIZED_TRANSFORMS:
             continue
         last = here + "/size"
@@ -637,6 +646,23 @@ def _follow_sizes(transforms: list[dict[str, Any]], start: tuple[int, int], labe
                 f"the {phase} transforms end at {height}x{width}, but the model is fed {label} "
                 f"{start[0]}x{start[1]}: the last size must be that (NetsPresso: the final size is "
                 "augmentation.img_size)",
+            )
+        )
+    return problems
+
+
+def _random_resize_problems(transform: dict[str, Any], current: tuple[int, int], here: str) -> list[Problem]:
+    """The smallest size must stay positive; base_size must be the size at this point (the range centres there)."""
+    base, low = transform["base_size"], min(transform["base_size"]) - transform["stride"] * transform["random_range"]
+    problems = []
+    if low < 1:
+        problems.append((here + "/random_range", f"base_size - stride * random_range is {low}: sizes must stay >= 1"))
+    if tuple(base) != tuple(current):
+        problems.append(
+            (
+                here + "/base_size",
+                f"{list(base)}: the images are {current[0]}x{current[1]} at this point; randomresize varies the size "
+                "around the size the model is fed, so base_size must be that",
             )
         )
     return problems

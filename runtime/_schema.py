@@ -286,6 +286,8 @@ TRAIN_TRANSFORMS = (
     "colorjitter",
     "randomerasing",
     "mosaicdetection",
+    "hsvjitter",
+    "randomresize",
     "mixing",
     "totensor",
     "normalize",
@@ -362,6 +364,17 @@ _TRANSFORM_KEYS: dict[str, dict[str, Any]] = {
         "mosaic_off_duration": _doc({"type": "integer", "minimum": 0}, "no mosaic in the last this many epochs"),
     },
     "mixing": {"mixup": _ALPHA_AND_P, "cutmix": _ALPHA_AND_P, "inplace": {"type": "boolean"}},
+    "hsvjitter": {
+        "h_mag": _doc({"type": "integer", "minimum": 0, "maximum": 180}, "hue shift bound, OpenCV units (0..180)"),
+        "s_mag": _doc({"type": "integer", "minimum": 0, "maximum": 255}, "saturation shift bound (0..255)"),
+        "v_mag": _doc({"type": "integer", "minimum": 0, "maximum": 255}, "value shift bound (0..255)"),
+    },
+    "randomresize": {
+        "base_size": _SIZE,
+        "stride": _doc(_SIDE, "sizes are base_size + stride * k"),
+        "random_range": _doc({"type": "integer", "minimum": 0}, "k is drawn from [-random_range, random_range]"),
+        "interpolation": {"enum": list(INTERPOLATIONS)},
+    },
     "totensor": {"pixel_range": _doc({"const": 1.0}, "npc feeds the model pixels in 0..1 before normalising")},
     "normalize": {"mean": _TRIPLE, "std": _TRIPLE},
 }

@@ -164,11 +164,11 @@ def _single_error(spec) -> tuple[str, str, int]:
 
 
 def test_an_unknown_transform_name_is_located_and_lists_the_supported_ones(write_spec):
-    spec = _spec_with(write_spec, "train:\n  - {name: randomhorizontalflip, p: 0.5}\n  - {name: hsvjitter}\n")
+    spec = _spec_with(write_spec, "train:\n  - {name: randomhorizontalflip, p: 0.5}\n  - {name: randomioucrop}\n")
     pointer, message, line = _single_error(spec)
     assert pointer == "/augmentation/train/1/name"
-    assert spec.read_text().splitlines()[line - 1].strip() == "- {name: hsvjitter}"
-    assert "'hsvjitter' is not allowed" in message and "randomresizedcrop" in message and "colorjitter" in message
+    assert spec.read_text().splitlines()[line - 1].strip() == "- {name: randomioucrop}"
+    assert "'randomioucrop' is not allowed" in message and "randomresizedcrop" in message and "colorjitter" in message
 
 
 def test_a_key_the_transform_does_not_take_is_located(write_spec):

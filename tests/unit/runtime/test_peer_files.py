@@ -313,3 +313,57 @@ def test_the_peers_benchmark_training_environment_and_logging_files_load(write_s
     )
     assert config.training["optimizer"]["name"] in ("sgd", "adamw")
     assert textwrap.dedent(config.environment["gpus"] if isinstance(config.environment["gpus"], str) else "0")
+
+
+# --- environment: gpus and cache_data ------------------------------------------------------------------------------
+
+
+def test_several_gpus_repeat_the_command_under_torchrun_on_those_gpus(tmp_path):
+    from npc.runtime.commands import torchrun_command
+
+    command, env = torchrun_command([2, 3], ["train", "--model", "m.yaml", "--environment", "e.yaml"], tmp_path / "r")
+    assert command[1:5] == ["-m", "torch.distributed.run", "--nproc-per-node=2", "-m"]
+    assert command[5:] == ["npc", "train", "--model", "m.yaml", "--environment", "e.yaml", "--out", str(tmp_path / "r")]
+    assert env == {"CUDA_VISIBLE_DEVICES": "2,3"}
+    again, _ = torchrun_command([0, 1], ["train", "m.yaml", "--out", "run"], tmp_path / "ignored")
+    assert again[-3:] == ["m.yaml", "--out", "run"]  # the run folder the user gave stays
+
+
+def test_one_gpu_without_cuda_trains_on_the_cpu_with_a_note(capsys, monkeypatch, tmp_path):
+    import torch
+    from rich.console import Console
+
+    from npc.runtime._distributed import Distributed
+    from npc.runtime.commands import _environment_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    device = _environment_device({"gpus": "0, 1"}, Distributed(), Console(), tmp_path)
+    assert device == "cpu" and "no CUDA device is available" in capsys.readouterr().out
+    assert _environment_device({"gpus": None}, Distributed(), Console(), tmp_path) is None
+
+
+def test_cache_data_reads_every_image_once(tmp_path):
+    import torch
+    from torch.utils.data import Dataset
+
+    from npc.runtime._data import DataBundle, Preprocess
+    from npc.runtime._data_cache import cached
+
+    class Counting(Dataset):
+        reads = 0
+
+        def __len__(self) -> int:
+            return 3
+
+        def __getitem__(self, index: int):
+            Counting.reads += 1
+            return torch.full((3, 2, 2), float(index)), index
+
+    bundle = DataBundle(
+        {"train": Counting()}, 3, ["a", "b", "c"], Preprocess("rgb", 2, (0,) * 3, (1,) * 3), False, "", []
+    )
+    kept = cached(bundle)
+    assert Counting.reads == 3 and kept.in_memory  # filled up front, before any DataLoader worker starts
+    for _ in range(2):
+        assert [kept.splits["train"][i][1] for i in range(3)] == [0, 1, 2]
+    assert Counting.reads == 3
