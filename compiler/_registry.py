@@ -34,6 +34,8 @@ __all__ = [
 
 KINDS = ("backbone", "neck", "head", "full", "loss")
 TASKS = ("classification", "segmentation", "detection", "pose_estimation")
+# The tasks that need feature maps rather than one vector: what necks serve.
+DENSE_TASKS = ("segmentation", "detection", "pose_estimation")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import Built, Code, Component, Feature, Issue, register
+from .._registry import TASKS, Built, Code, Component, Feature, Issue, register
 from ._common import ACTIVATIONS, act_param
 from ._zoo_schema import boolean, positive
 
@@ -40,7 +40,7 @@ class CSPDarknet(Component):
 
     kind = "backbone"
     name = "cspdarknet"
-    tasks = ("classification", "segmentation", "detection", "pose_estimation")
+    tasks = TASKS
     template = "cspdarknet.py.jinja"
     params = {
         "depthwise": boolean(False, "Use depthwise-separable convolutions for the strided and bottleneck convs."),

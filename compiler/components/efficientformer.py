@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import BuildError, Built, Component, Feature, Issue, register
+from .._registry import TASKS, BuildError, Built, Component, Feature, Issue, register
 from ._common import ACTIVATIONS, act_param
 from ._zoo_schema import divisible_issue, field, integer, positive, probability, stage_object
 
@@ -39,7 +39,7 @@ class EfficientFormer(Component):
 
     kind = "backbone"
     name = "efficientformer"
-    tasks = ("classification", "segmentation", "detection", "pose_estimation")
+    tasks = TASKS
     template = "efficientformer.py.jinja"
     params = {
         "num_attention_heads": integer(8, "Number of heads in the attention blocks."),

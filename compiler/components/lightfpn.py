@@ -20,10 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._registry import BuildError, Built, Component, Feature, register
+from .._registry import DENSE_TASKS, BuildError, Built, Component, Feature, register
 from ._zoo_schema import integer
-
-DENSE_TASKS = ("segmentation", "detection", "pose_estimation")
 
 
 @register

@@ -35,7 +35,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import BuildError, Built, Component, Feature, Issue, register
+from .._registry import TASKS, BuildError, Built, Component, Feature, Issue, register
 from ._common import ACTIVATIONS
 from ._zoo_schema import ACT_NAMES, equal_length_issues, field, integer, per_block, positive, probability, stage_object
 
@@ -61,7 +61,7 @@ class MixNet(Component):
     kind = "backbone"
     name = "mixnet"
     template = "mixnet.py.jinja"
-    tasks = ("classification", "segmentation", "detection", "pose_estimation")
+    tasks = TASKS
     params = {
         "stem_channels": integer(16, "Output width of the stem convolution (before wid_mul scaling)."),
         "wid_mul": positive(1.0, "Width multiplier applied to the stem and every block's output width."),

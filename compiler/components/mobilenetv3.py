@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import Built, Component, Feature, Issue, register
+from .._registry import TASKS, Built, Component, Feature, Issue, register
 from ._common import ACTIVATIONS
 from ._zoo_schema import ACT_NAMES, equal_length_issues, field, per_block, stage_object
 
@@ -40,7 +40,7 @@ class MobileNetV3(Component):
 
     kind = "backbone"
     name = "mobilenetv3"
-    tasks = ("classification", "segmentation", "detection", "pose_estimation")
+    tasks = TASKS
     template = "mobilenetv3.py.jinja"
     params: dict[str, dict[str, Any]] = {}
     stage_params = stage_object(

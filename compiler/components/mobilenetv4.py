@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import Built, Component, Feature, Issue, register
+from .._registry import TASKS, Built, Component, Feature, Issue, register
 from ._common import ACTIVATIONS, NORMALIZATIONS, act_param, norm_param
 from ._zoo_schema import (
     divisible_issue,
@@ -58,7 +58,7 @@ class MobileNetV4(Component):
 
     kind = "backbone"
     name = "mobilenetv4"
-    tasks = ("classification", "segmentation", "detection", "pose_estimation")
+    tasks = TASKS
     template = "mobilenetv4.py.jinja"
     params = {
         "stem_out_channel": integer(32, "Output channels of the stem convolution."),

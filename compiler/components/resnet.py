@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import BuildError, Built, Code, Component, Feature, Issue, register
+from .._registry import TASKS, BuildError, Built, Code, Component, Feature, Issue, register
 from ._common import NORMALIZATIONS, norm_param, param
 
 STEM_CHANNELS = 64  # fixed in the peer (torchvision's inplanes)
@@ -37,7 +37,7 @@ class ResNet(Component):
 
     kind = "backbone"
     name = "resnet"
-    tasks = ("classification", "segmentation", "detection", "pose_estimation")
+    tasks = TASKS
     template = "resnet.py.jinja"
     stage_module = "stages.{index}"
     params = {

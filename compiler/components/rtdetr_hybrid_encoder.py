@@ -25,11 +25,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import BuildError, Built, Component, Feature, Issue, register
+from .._registry import DENSE_TASKS, BuildError, Built, Component, Feature, Issue, register
 from ._common import ACTIVATIONS, act_param, param
 from ._zoo_schema import divisible_issue, integer, positive, probability
-
-DENSE_TASKS = ("segmentation", "detection", "pose_estimation")
 
 
 @register

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._registry import BuildError, Built, Component, Feature, register
+from .._registry import DENSE_TASKS, BuildError, Built, Component, Feature, register
 from ._common import ACTIVATIONS, act_param
 from ._zoo_schema import boolean, positive
 from .cspdarknet import CONV_LAYERS, yolox_blocks
-
-DENSE_TASKS = ("segmentation", "detection", "pose_estimation")
 
 
 @register

@@ -23,11 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._registry import BuildError, Built, Code, Component, Feature, Issue, register
+from .._registry import DENSE_TASKS, BuildError, Built, Code, Component, Feature, Issue, register
 from ._common import ACTIVATIONS, act_param
 from ._zoo_schema import boolean, choice, integer
 
-DENSE_TASKS = ("segmentation", "detection", "pose_estimation")
 WIDTHS = ("spp_channels", "n4_channels", "p3_channels", "p3_to_p4_channels", "p4_channels")
 WIDTHS += ("p4_to_p5_channels", "p5_channels")
 ADOWN_WIDTHS = ("p3_channels", "p3_to_p4_channels", "p4_channels", "p4_to_p5_channels")

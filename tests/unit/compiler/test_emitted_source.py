@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers import EXAMPLES, REPO, ZOO_SPECS, compile_file, compiles, import_source, peer_results
+from npc.compiler._render import LINE_LENGTH
 
 GOLDEN_SPECS = sorted((REPO / "tests" / "specs" / "golden").glob("*.*"))  # small specs covering emitter options
 COMPILABLE = [p for p in [*EXAMPLES, *ZOO_SPECS, *GOLDEN_SPECS] if compiles(p)]
@@ -39,7 +40,7 @@ def test_output_is_independent_of_the_hash_seed(tmp_path):
 def test_emitted_files_pass_ruff_format_and_check(tmp_path):
     for path in COMPILABLE:
         (tmp_path / f"{path.stem.replace('-', '_')}.py").write_text(compile_file(path))
-    config = ["--config", "line-length = 110"]
+    config = ["--config", f"line-length = {LINE_LENGTH}"]
     fmt = subprocess.run(
         [sys.executable, "-m", "ruff", "format", "--check", "--diff", *config, str(tmp_path)],
         capture_output=True,
