@@ -32,8 +32,8 @@ __all__ = ["NpcLanguageServer", "create_server"]
 
 logger = logging.getLogger("npc.lsp")
 
-# Changes closer together than this are checked once, on the last text: a check takes 5-50 ms, a keystroke
-# ~100 ms, so one check per pause in typing keeps the editor responsive without showing stale results for long.
+# A change that follows a pause is checked at once; changes closer together than this are checked once, on the
+# last text (a check takes 5-100 ms, keystrokes come ~100 ms apart, a paste or an undo many at once).
 DEBOUNCE_S = 0.01
 SEVERITY = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning}
 
@@ -43,6 +43,7 @@ class NpcLanguageServer(LanguageServer):
         super().__init__("npc", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.analyses: dict[str, Analysis] = {}  # uri -> analysis of the version last published
         self.pending: dict[str, asyncio.TimerHandle] = {}
+        self.last_change: dict[str, float] = {}  # uri -> loop time of its last change
 
     def analysis(self, uri: str) -> tuple[TextDocument, Analysis]:
         """The document and an analysis of its current text (made now if the debounced one has not run yet)."""
@@ -80,10 +81,14 @@ class NpcLanguageServer(LanguageServer):
         )
 
     def schedule(self, uri: str) -> None:
+        """Check ``uri`` now if it was idle, else once changes pause (debounced, leading and trailing edge)."""
+        loop = asyncio.get_running_loop()
         handle = self.pending.pop(uri, None)
         if handle is not None:
             handle.cancel()
-        self.pending[uri] = asyncio.get_running_loop().call_later(DEBOUNCE_S, self.publish, uri)
+        idle = handle is None and loop.time() - self.last_change.get(uri, float("-inf")) > DEBOUNCE_S
+        self.last_change[uri] = loop.time()
+        self.pending[uri] = loop.call_later(0 if idle else DEBOUNCE_S, self.publish, uri)
 
 
 def path_of(uri: str) -> str:
@@ -160,6 +165,7 @@ def create_server() -> NpcLanguageServer:
         if handle is not None:
             handle.cancel()
         ls.analyses.pop(uri, None)
+        ls.last_change.pop(uri, None)
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
