@@ -349,3 +349,28 @@ async def test_definition_jumps_from_a_component_to_its_class_in_the_compiled_mo
     assert module.read_text(encoding="utf-8").split("\n")[location.range.start.line].startswith("class ResNet(")
     head = await editor.definition(spec.resolve().as_uri(), *position_of(text, "name: fc", 7))
     assert module.read_text(encoding="utf-8").split("\n")[head.range.start.line].startswith("class FC(")
+
+
+INFERRED = """\
+model:
+  task: classification
+  name: inferred_demo
+  architecture:
+    backbone:
+      name: resnet
+      params: {block_type: basicblock, norm_type: batch_norm}
+      stage_params:
+        - {channels: 16, num_blocks: 1}
+        - {channels: 32, num_blocks: 1}
+    head:
+      name: fc
+      params: {num_layers: 2, act_type: relu, intermediate_channels: "=backbone.channels[-1] // 2"}
+"""
+
+
+async def test_hover_on_an_expression_that_reads_inferred_values_shows_what_it_resolved_to(editor, tmp_path):
+    path, uri = write(tmp_path, "inferred.yaml", INFERRED)
+    assert await editor.open(path) == []
+    shown = (await editor.hover(uri, *position_of(INFERRED, "intermediate_channels", 3))).contents.value
+    assert "**`intermediate_channels`**" in shown
+    assert "`=backbone.channels[-1] // 2` = `16` (from what the compiler inferred)" in shown
