@@ -123,3 +123,16 @@ def test_a_broken_plugin_is_named_not_a_traceback(tmp_path, body, message):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "plugin 'npc-broken-plugin'" in result.stderr and message in result.stderr
+
+
+def test_the_example_plugin_uses_only_the_public_plugin_api():
+    """Plugin authors import `npc.plugin`; npc's underscore modules may change under them."""
+    import ast
+
+    import npc.plugin
+
+    source = (PLUGIN / "src" / "npc_example_plugin" / "__init__.py").read_text()
+    modules = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    npc_modules = {module for module in modules if module and module.split(".")[0] == "npc"}
+    assert npc_modules == {"npc.plugin"}
+    assert all(hasattr(npc.plugin, name) for name in npc.plugin.__all__)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from npc.compiler._registry import BuildError, Built, Component, Feature, register
-from npc.compiler.components._common import ACTIVATIONS, act_param
+from npc.plugin import ACTIVATIONS, BuildError, Built, Component, Feature, act_param, register
 
 
 @register
