@@ -168,10 +168,31 @@ def _keys(cursor: Cursor, kind: str | None, form: str, document: Any) -> list[ty
     else:
         node = _schema_at(cursor.path)
         table = node.get("properties") if node else None
-    if not table:
-        return []
+    statements = _npc_statements(cursor.path) if form == "npc" else []
     written = set(cursor.siblings)
-    return [_key_item(key, schema, form) for key, schema in table.items() if key not in written]
+    if form == "npc" and cursor.path == ["model"]:
+        written |= {"name", "task"}  # the header says them: `model NAME : TASK {`
+    return statements + [_key_item(key, schema, form) for key, schema in (table or {}).items() if key not in written]
+
+
+def _npc_statements(path: list[str]) -> list[types.CompletionItem]:
+    """The .npc statements that build a model body's slots and lists (docs/language.md, Statements)."""
+    if path == ["model"]:
+        words = {**{slot: f"{slot} ${{1:name}}($0)" for slot in SLOTS}, "loss": "loss ${1:criterion}($0)"}
+        words["postprocessor"] = "postprocessor($0)"
+    elif path[:2] == ["model", "architecture"] and path[2:] and path[2] in SLOTS and len(path) == 3:
+        words = {"stage": "stage($0)"}
+    else:
+        return []
+    return [
+        types.CompletionItem(
+            label=word,
+            kind=types.CompletionItemKind.Keyword,
+            insert_text=snippet,
+            insert_text_format=types.InsertTextFormat.Snippet,
+        )
+        for word, snippet in words.items()
+    ]
 
 
 def _key_item(key: str, schema: dict, form: str) -> types.CompletionItem:

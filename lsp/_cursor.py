@@ -130,9 +130,8 @@ def _unquote(word: str) -> str:
 
 # ---- JSON and .npc: brackets -------------------------------------------------------------------------------
 
-_TOKEN = re.compile(
-    r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[{}\[\]():,]|\n|=[^,\n)\]}]*|[A-Za-z_$][\w.$-]*|-?[\d.][\w.+-]*|[^\s]'
-)
+_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"?')
+_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[{}\[\]():,]|\n|=|[A-Za-z_$][\w.$-]*|-?[\d.][\w.+-]*|[^\s]')
 
 
 @dataclass
@@ -147,7 +146,37 @@ class _Frame:
 
 
 def _tokens(text: str) -> list[tuple[int, str]]:
-    return [(m.start(), m.group()) for m in _TOKEN.finditer(text) if not m.group().startswith("#")]
+    """(offset, token) pairs, comments dropped; a `=` expression is one token up to a separator outside its own
+    brackets (`=round(64 * w)`)."""
+    tokens, index = [], 0
+    while True:
+        match = _TOKEN.search(text, index)
+        if match is None:
+            return tokens
+        start, token = match.start(), match.group()
+        if token.startswith("="):
+            token = text[start : _expression_end(text, start)]
+        if not token.startswith("#"):
+            tokens.append((start, token))
+        index = start + max(len(token), 1)
+
+
+def _expression_end(text: str, start: int) -> int:
+    depth, index = 0, start + 1
+    while index < len(text):
+        char = text[index]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            if depth == 0:
+                break
+            depth -= 1
+        elif char in ",\n" and depth == 0:
+            break
+        elif char == '"':
+            index = _STRING.match(text, index).end() - 1
+        index += 1
+    return index
 
 
 def _json_cursor(text: str, offset: int) -> Cursor | None:
@@ -244,9 +273,10 @@ def _npc_step(stack: list[_Frame], token: str) -> None:
         stack.append(_Frame(token, holder, list(words)))
         frame.statement, frame.expect_value = [], False
     elif token in "})]":
-        if len(stack) > 1:
-            stack.pop()
-        stack[-1].statement, stack[-1].expect_value = [], False
+        closed = stack.pop() if len(stack) > 1 else None
+        # `backbone resnet(...) { ... }`: after the arguments the statement goes on, its body comes next
+        stack[-1].statement = list(closed.words) if closed is not None and token == ")" else []
+        stack[-1].expect_value = False
     elif token == ":":
         if frame.statement:
             frame.pending = frame.statement[-1].strip('"')

@@ -224,6 +224,13 @@ COMPLETION = {
         ["block_type"],
     ),
     "npc-loss": ("model m : detection {\n  loss |\n}\n", ["yolox_loss"], ["cross_entropy"]),
+    "npc-statements": ("model m : classification {\n  |\n}\n", ["backbone", "head", "loss", "checkpoint"], ["task"]),
+    "npc-stage": ("model m : classification {\n  backbone resnet() {\n    |\n  }\n}\n", ["stage"], ["backbone"]),
+    "npc-after-expression": (
+        "model m : classification {\n  backbone resnet() {\n    stage(channels: =round(64 * 0.5), |)\n  }\n}\n",
+        ["num_blocks"],
+        ["channels", "block_type"],
+    ),
     "yaml-model-keys": ("model:\n  task: classification\n  |\n", ["architecture", "checkpoint", "losses"], ["task"]),
 }
 
