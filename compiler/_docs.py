@@ -2,17 +2,18 @@
 
 Every family section lists its parameters with their defaults, its tasks and the example specs in ``examples/``
 (YAML and JSON) that use it, each with its parameter count at ``num_classes=10`` and the input size it is meant
-for. The counts come from building the compiled model on torch's ``meta`` device (see
-:func:`._pictures.parameter_counts`), so torch is imported only while the examples are counted, never when the
-compiler is imported; without torch, or where the examples folder is not beside the package (an installed
-wheel), the counts or the example lists are left out.
+for. The counts come from the runtime, which builds the compiled model on torch's ``meta`` device
+(``npc.runtime._summary.parameter_counts``, passed in as ``count``): the compiler never imports torch. Where the
+examples folder is not beside the package (an installed wheel), the example lists are left out.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import _registry as registry
 
@@ -41,6 +42,8 @@ compiled model at `num_classes=10` and the input size the example is meant for.
 """
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+# (graph, num_classes) -> parameters per graph node with a "total", or None: the runtime's parameter_counts.
+CountParameters = Callable[[Any, int], "dict[str, int] | None"]
 COUNT_NUM_CLASSES = 10
 
 
@@ -56,8 +59,10 @@ class Example:
     params: int | None  # at num_classes=10; None without torch or when the family does not compile yet
 
 
-def example_specs(directory: Path = EXAMPLES_DIR) -> list[Example]:
-    """The valid YAML/JSON specs in ``directory``, by file name (invalid ones are the example tests' business)."""
+def example_specs(directory: Path = EXAMPLES_DIR, *, count: CountParameters | None = None) -> list[Example]:
+    """The valid YAML/JSON specs in ``directory``, by file name (invalid ones are the example tests' business).
+    ``count(graph, num_classes)`` gives the parameters per graph node (the runtime's ``parameter_counts``: the
+    compiler never imports torch); without it the examples have no parameter count."""
     from ..spec import check_file, normalise  # the compiler never imports the spec package at module level
 
     examples = []
@@ -76,7 +81,7 @@ def example_specs(directory: Path = EXAMPLES_DIR) -> list[Example]:
                 task=spec.task,
                 families=families,
                 input_size=_input_size(source.data, spec),
-                params=_parameter_count(spec),
+                params=_parameter_count(spec, count),
             )
         )
     return examples
@@ -94,18 +99,17 @@ def _input_size(document: dict, spec) -> int:
     return default_input_size(spec)
 
 
-def _parameter_count(spec) -> int | None:
-    """None while a family of the spec does not compile yet, or without torch."""
+def _parameter_count(spec, count: CountParameters | None) -> int | None:
+    """None while a family of the spec does not compile yet, or without a counter."""
     from . import CompileError, compile_graph
-    from ._pictures import parameter_counts
 
-    if not all(registry.get(c.kind, c.name).template for c in spec.components):
+    if count is None or not all(registry.get(c.kind, c.name).template for c in spec.components):
         return None
     try:
         graph = compile_graph(spec)
     except (CompileError, registry.BuildError):
         return None
-    counts = parameter_counts(graph, num_classes=COUNT_NUM_CLASSES)
+    counts = count(graph, COUNT_NUM_CLASSES)
     return counts["total"] if counts else None
 
 
@@ -146,10 +150,10 @@ def zoo_table_of(markdown: str) -> str:
     return markdown[len(ZOO_HEADER) + 1 : markdown.index("\n" + HEADER)]
 
 
-def models_markdown(*, zoo_table: str, examples_dir: Path = EXAMPLES_DIR) -> str:
-    """The whole reference: the zoo (``zoo_table``: rows measured by the runtime, which the compiler cannot import),
-    then every registered family."""
-    examples = example_specs(examples_dir) if examples_dir.is_dir() else []
+def models_markdown(*, zoo_table: str, count: CountParameters, examples_dir: Path = EXAMPLES_DIR) -> str:
+    """The whole reference: the zoo (``zoo_table``) and every registered family with its examples. What needs torch
+    comes from the runtime through the arguments: the zoo rows, and ``count`` for the examples' parameters."""
+    examples = example_specs(examples_dir, count=count) if examples_dir.is_dir() else []
     lines = [ZOO_HEADER, zoo_table, HEADER, "| kind | name | compiles | tasks | summary |", "|---|---|---|---|---|"]
     for cls in registry.list_components():
         compiles = "yes" if cls.template else "no"

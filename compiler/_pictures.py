@@ -1,12 +1,11 @@
 """Pictures of a compiled graph: annotated Graphviz DOT and Mermaid, and SVG/PNG/PDF drawn by Graphviz ``dot``.
 
-Nodes carry the component (or stage) name, the parameters the spec sets and, when torch is importable, the
-parameter count of the module behind the node (the model is built on the ``meta`` device: nothing is allocated).
-Backbone stages are drawn inside a box for their backbone; edges carry channels × stride of every feature they pass.
-Without torch the labels simply omit the counts, so this module imports torch only inside
-:func:`parameter_counts`.
+Nodes carry the component (or stage) name, the parameters the spec sets and, when the caller passes ``counts``, the
+parameter count of the module behind the node (the runtime counts them: ``npc.runtime._summary.parameter_counts``;
+the compiler never imports torch). Backbone stages are drawn inside a box for their backbone; edges carry channels
+× stride of every feature they pass. Without counts the labels simply omit them.
 
-``write_graph(graph, "x.svg", with_params=True)`` picks the format from the suffix: ``.dot``/``.gv`` and ``.mmd``
+``write_graph(graph, "x.svg", counts=counts)`` picks the format from the suffix: ``.dot``/``.gv`` and ``.mmd``
 are text; ``.svg``, ``.png`` and ``.pdf`` need the ``dot`` program (Debian/Ubuntu: ``apt-get install graphviz``);
 without it they fail with :class:`PictureError` (exit 2) suggesting ``.dot`` or ``.mmd``.
 """
@@ -30,7 +29,6 @@ __all__ = [
     "TEXT_SUFFIXES",
     "annotated_dot",
     "annotated_mermaid",
-    "parameter_counts",
     "write_graph",
 ]
 
@@ -41,6 +39,8 @@ MAX_PARAMS_SHOWN = 4
 MAX_VALUE_CHARS = 40
 LINE_CHARS = 48
 DEFAULT_NUM_CLASSES = 10
+# Parameters per graph node (components, backbone stages, ``<component>.other`` for a stem) plus ``total``.
+Counts = dict[str, int] | None
 
 
 class PictureError(Exception):
@@ -52,47 +52,6 @@ class PictureError(Exception):
 
 
 # --- parameter counts (torch only here) ----------------------------------------------------------------------------
-
-
-def parameter_counts(graph: nx.DiGraph, *, num_classes: int = DEFAULT_NUM_CLASSES) -> dict[str, int] | None:
-    """Parameters per graph node (components, backbone stages, ``<component>.other`` for a stem), plus ``total``.
-
-    Builds the emitted module on the ``meta`` device (CPU when meta fails). None when torch is not importable
-    (or the module cannot be built: the picture then goes without counts).
-    """
-    try:
-        import torch
-    except ImportError:
-        return None
-    from ._emit import emit
-
-    namespace: dict[str, Any] = {"__name__": "npc_picture_model"}
-    exec(compile(emit(graph), "<npc compiled model>", "exec"), namespace)  # our own emitted source
-    try:
-        with torch.device("meta"):
-            model = namespace["build_model"](num_classes=num_classes)
-    except Exception:  # noqa: BLE001 - a constructor meta cannot run (e.g. .item()): build for real
-        try:
-            model = namespace["build_model"](num_classes=num_classes)
-        except Exception:  # noqa: BLE001 - a picture without counts beats no picture
-            return None
-    modules = dict(model.named_modules())
-
-    def count(module) -> int:
-        return sum(p.numel() for p in module.parameters())
-
-    counts = {"total": count(model)}
-    stage_nodes = graph.graph.get("stages", {})
-    for record in components(graph):
-        path = "" if record.kind == "full" or record.kind not in modules else record.kind
-        counts[record.kind] = count(modules[path])
-        names = stage_nodes.get(record.kind, [])
-        paths = [f"{path}.stages.{i}" if path else f"stages.{i}" for i in range(len(names))]
-        if names and all(p in modules for p in paths):
-            for name, stage_path in zip(names, paths):
-                counts[name] = count(modules[stage_path])
-            counts[f"{record.kind}.other"] = counts[record.kind] - sum(counts[name] for name in names)
-    return counts
 
 
 # --- labels --------------------------------------------------------------------------------------------------------
@@ -205,9 +164,9 @@ def _title(graph: nx.DiGraph, counts: dict[str, int] | None, num_classes: int) -
     return title
 
 
-def annotated_dot(graph: nx.DiGraph, *, with_params: bool = True, num_classes: int = DEFAULT_NUM_CLASSES) -> str:
-    """Graphviz DOT with labelled nodes, a box per backbone around its stages, channels × stride on edges."""
-    counts = parameter_counts(graph, num_classes=num_classes) if with_params else None
+def annotated_dot(graph: nx.DiGraph, *, counts: Counts = None, num_classes: int = DEFAULT_NUM_CLASSES) -> str:
+    """Graphviz DOT with labelled nodes, a box per backbone around its stages, channels × stride on edges;
+    ``counts`` (parameters per node, at ``num_classes``) label the nodes where given."""
     notes = _annotations(graph, counts)
     in_cluster = {name for _, names in notes["clusters"].values() for name in names}
     lines = [
@@ -242,9 +201,8 @@ def _mermaid_text(lines: list[str]) -> str:
     return "<br>".join(line.replace('"', "#quot;") for line in lines)
 
 
-def annotated_mermaid(graph: nx.DiGraph, *, with_params: bool = True, num_classes: int = DEFAULT_NUM_CLASSES) -> str:
+def annotated_mermaid(graph: nx.DiGraph, *, counts: Counts = None, num_classes: int = DEFAULT_NUM_CLASSES) -> str:
     """Mermaid flowchart with the same labels as :func:`annotated_dot` (a subgraph per backbone)."""
-    counts = parameter_counts(graph, num_classes=num_classes) if with_params else None
     notes = _annotations(graph, counts)
     in_cluster = {name for _, names in notes["clusters"].values() for name in names}
     order = _order(graph)
@@ -301,7 +259,7 @@ def render_image(dot_text: str, fmt: str) -> bytes:
 
 
 def write_graph(
-    graph: nx.DiGraph, path: str | Path, *, with_params: bool, num_classes: int = DEFAULT_NUM_CLASSES
+    graph: nx.DiGraph, path: str | Path, *, counts: Counts = None, num_classes: int = DEFAULT_NUM_CLASSES
 ) -> None:
     """Write a picture of ``graph`` to ``path``, its format from the suffix (see the module docstring); atomic."""
     path = Path(path)
@@ -311,13 +269,13 @@ def write_graph(
 
         data = to_json(graph).encode("utf-8")
     elif suffix == ".mmd":
-        data = annotated_mermaid(graph, with_params=with_params, num_classes=num_classes).encode("utf-8")
+        data = annotated_mermaid(graph, counts=counts, num_classes=num_classes).encode("utf-8")
     elif suffix in (".dot", ".gv"):
-        data = annotated_dot(graph, with_params=with_params, num_classes=num_classes).encode("utf-8")
+        data = annotated_dot(graph, counts=counts, num_classes=num_classes).encode("utf-8")
     elif suffix in IMAGE_SUFFIXES:
         if graphviz_dot() is None:  # fail before building the model
             render_image("", suffix[1:])
-        data = render_image(annotated_dot(graph, with_params=with_params, num_classes=num_classes), suffix[1:])
+        data = render_image(annotated_dot(graph, counts=counts, num_classes=num_classes), suffix[1:])
     else:
         known = ", ".join([*IMAGE_SUFFIXES, *TEXT_SUFFIXES])
         raise PictureError(f"{path}: cannot tell the picture format from {suffix or 'no suffix'!r} (use {known})")

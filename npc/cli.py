@@ -353,12 +353,21 @@ def _draw(args: argparse.Namespace, graph) -> int:
     from .compiler._pictures import PictureError, write_graph
 
     try:
-        write_graph(graph, args.output, with_params=not args.no_params)
+        write_graph(graph, args.output, counts=None if args.no_params else _parameter_counts(graph))
     except PictureError as exc:
         print(f"npc graph: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     print(f"wrote {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _parameter_counts(graph, num_classes: int = 10) -> dict[str, int] | None:
+    """Parameters per graph node, counted by the runtime; None without torch (pictures then omit the counts)."""
+    try:
+        from .runtime._summary import parameter_counts
+    except ImportError:
+        return None
+    return parameter_counts(graph, num_classes=num_classes)
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -472,6 +481,7 @@ def _list_zoo(args: argparse.Namespace) -> int:
 
     rows = zoo_rows()
     if not args.zoo:
-        return _emit_output(args.output, _docs.models_markdown(zoo_table=zoo_markdown(rows)))
+        reference = _docs.models_markdown(zoo_table=zoo_markdown(rows), count=_parameter_counts)
+        return _emit_output(args.output, reference)
     render = {"table": zoo_table, "json": zoo_json, "markdown": zoo_markdown}[args.format]
     return _emit_output(args.output, render(rows))

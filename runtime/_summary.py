@@ -38,6 +38,7 @@ __all__ = [
     "Summary",
     "load_target",
     "output_shapes",
+    "parameter_counts",
     "summarize",
     "summarize_target",
 ]
@@ -314,6 +315,45 @@ def default_side(target: LoadedTarget) -> int:
     if target.spec is not None:
         return default_input_size(target.spec)
     return DEFAULT_INPUT_SIZE.get(target.task, 224)
+
+
+def parameter_counts(graph, num_classes: int = DEFAULT_NUM_CLASSES) -> dict[str, int] | None:
+    """Parameters per graph node (components, backbone stages, ``<component>.other`` for a stem), plus ``total``:
+    the labels of ``npc graph -o x.svg`` and the example counts of docs/models.md.
+
+    Builds the emitted module on the ``meta`` device (CPU when meta fails); None when it cannot be built (a picture
+    without counts beats no picture).
+    """
+    from ..compiler._emit import emit
+    from ..compiler._graph import components
+
+    namespace: dict[str, Any] = {"__name__": "npc_counted_model"}
+    exec(compile(emit(graph), "<npc compiled model>", "exec"), namespace)  # our own emitted source
+    try:
+        with torch.device("meta"):
+            model = namespace["build_model"](num_classes=num_classes)
+    except Exception:  # noqa: BLE001 - a constructor meta cannot run (e.g. .item()): build for real
+        try:
+            model = namespace["build_model"](num_classes=num_classes)
+        except Exception:  # noqa: BLE001
+            return None
+    modules = dict(model.named_modules())
+
+    def count(module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    counts = {"total": count(model)}
+    stage_nodes = graph.graph.get("stages", {})
+    for record in components(graph):
+        path = "" if record.kind == "full" or record.kind not in modules else record.kind
+        counts[record.kind] = count(modules[path])
+        names = stage_nodes.get(record.kind, [])
+        paths = [f"{path}.stages.{i}" if path else f"stages.{i}" for i in range(len(names))]
+        if names and all(p in modules for p in paths):
+            for name, stage_path in zip(names, paths):
+                counts[name] = count(modules[stage_path])
+            counts[f"{record.kind}.other"] = counts[record.kind] - sum(counts[name] for name in names)
+    return counts
 
 
 def build_model(target: LoadedTarget, num_classes: int) -> nn.Module:

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import REPO
 from npc.compiler import _pictures, compile_spec
-from npc.compiler._pictures import PictureError, annotated_dot, annotated_mermaid, parameter_counts, write_graph
+from npc.compiler._pictures import PictureError, annotated_dot, annotated_mermaid, write_graph
 from npc.spec import load_spec
 
 GOLDEN = REPO / "tests" / "specs" / "golden"
@@ -21,6 +21,13 @@ def _graph(path=DETECTION):
     return compile_spec(load_spec(path)).graph
 
 
+def parameter_counts(graph, num_classes=10):
+    """The runtime's counts (the labels' numbers); the compiler itself never imports torch."""
+    from npc.runtime._summary import parameter_counts as count
+
+    return count(graph, num_classes=num_classes)
+
+
 def test_the_module_does_not_import_torch():
     code = "import sys; import npc.compiler._pictures; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -28,8 +35,8 @@ def test_the_module_does_not_import_torch():
 
 
 def test_dot_labels_nodes_and_edges():
-    pytest.importorskip("torch")
-    dot = annotated_dot(_graph())
+    graph = _graph()
+    dot = annotated_dot(graph, counts=parameter_counts(graph))
     assert dot.startswith('digraph "tiny_retina" {')
     assert "subgraph cluster_backbone {" in dot  # the stages drawn inside their backbone
     assert 'label="stage 0\\nchannels=8, num_blocks=1\\nout 8ch /4\\n5,744 params"' in dot
@@ -37,7 +44,7 @@ def test_dot_labels_nodes_and_edges():
     assert "neck: fpn\\nnum_outs=3, add_extra_convs=true\\n" in dot
     assert 'neck -> head [label="3 maps: 32ch /8, /16, /32"]' in dot  # every feature the edge passes
     assert 'backbone_stage2 -> neck [label="32ch /16"]' in dot
-    assert annotated_dot(_graph()) == dot  # deterministic
+    assert annotated_dot(graph, counts=parameter_counts(graph)) == dot  # deterministic
 
 
 def test_counts_add_up_to_the_model():
@@ -55,24 +62,28 @@ def test_counts_add_up_to_the_model():
     assert parameter_counts(graph, num_classes=3)["head"] < counts["head"]
 
 
-def test_without_torch_labels_omit_the_counts(monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+def test_without_counts_labels_omit_them():
     graph = _graph()
-    assert parameter_counts(graph) is None
     dot = annotated_dot(graph)
     mermaid = annotated_mermaid(graph)
     assert "params" not in dot and "parameters" not in dot and "params" not in mermaid
-    assert "channels=8, num_blocks=1" in dot
+    assert "channels=8, num_blocks=1" in dot and "neck: fpn" in dot
 
 
-def test_with_params_false_skips_building():
-    dot = annotated_dot(_graph(), with_params=False)
-    assert "params" not in dot and "neck: fpn" in dot
+def test_npc_graph_without_torch_draws_without_counts(tmp_path):
+    """A process whose `import torch` fails stands in for an install without the runtime extra."""
+    (tmp_path / "torch.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
+    out = tmp_path / "graph.dot"
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-m", "npc", "graph", str(DETECTION), "-o", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "params" not in out.read_text() and "neck: fpn" in out.read_text()
 
 
 def test_mermaid_has_a_subgraph_per_backbone():
-    pytest.importorskip("torch")
-    text = annotated_mermaid(_graph())
+    graph = _graph()
+    text = annotated_mermaid(graph, counts=parameter_counts(graph))
     assert text.startswith("---\ntitle: ") and "\nflowchart LR\n" in text
     assert 'subgraph backbone_box["backbone: resnet<br>' in text
     assert '  neck -->|"3 maps: 32ch /8, /16, /32"| head' in text
@@ -81,7 +92,7 @@ def test_mermaid_has_a_subgraph_per_backbone():
 @pytest.mark.parametrize("suffix", [".dot", ".gv", ".mmd", ".json"])
 def test_text_files(tmp_path, suffix):
     out = tmp_path / f"graph{suffix}"
-    write_graph(_graph(CLASSIFICATION), out, with_params=False)
+    write_graph(_graph(CLASSIFICATION), out)
     text = out.read_text(encoding="utf-8")
     assert {".dot": "digraph", ".gv": "digraph", ".mmd": "flowchart LR", ".json": '"nodes"'}[suffix] in text
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
@@ -91,8 +102,8 @@ def test_text_files(tmp_path, suffix):
 def test_svg_and_png_through_graphviz(tmp_path):
     pytest.importorskip("torch")
     svg, png = tmp_path / "g.svg", tmp_path / "g.png"
-    write_graph(_graph(), svg, with_params=True)
-    write_graph(_graph(), png, with_params=True)
+    write_graph(_graph(), svg, counts=parameter_counts(_graph()))
+    write_graph(_graph(), png, counts=parameter_counts(_graph()))
     text = svg.read_text(encoding="utf-8")
     assert "<svg" in text and "stage 0" in text and "5,744 params" in text and "3 maps: 32ch /8" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -102,7 +113,7 @@ def test_no_graphviz_is_a_clear_usage_error(tmp_path, monkeypatch):
     monkeypatch.setattr(_pictures.shutil, "which", lambda name: None)
     out = tmp_path / "g.svg"
     with pytest.raises(PictureError) as error:
-        write_graph(_graph(), out, with_params=True)
+        write_graph(_graph(), out, counts=parameter_counts(_graph()))
     assert error.value.exit_code == 2
     assert "graphviz" in error.value.message.lower() and ".dot" in error.value.message and ".mmd" in error.value.message
     assert not out.exists() and list(tmp_path.iterdir()) == []
@@ -110,4 +121,4 @@ def test_no_graphviz_is_a_clear_usage_error(tmp_path, monkeypatch):
 
 def test_unknown_suffix(tmp_path):
     with pytest.raises(PictureError, match=r"cannot tell the picture format from '.jpg'"):
-        write_graph(_graph(), tmp_path / "g.jpg", with_params=False)
+        write_graph(_graph(), tmp_path / "g.jpg")
