@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler import CompileError, compile_graph
+from ..compiler._plugins import PluginError
 from ..spec import Diagnostic, LoadError, Source, check_text, normalise
 from ..spec._load import load_document
 
@@ -48,7 +49,10 @@ class Analysis:
         self.source: Source | None = None  # the document with expressions resolved (None: it did not load)
         self.diagnostics: list[Diagnostic] = []
         if self.is_spec:
-            self.source, self.diagnostics, _ = check_text(text, path)
+            try:
+                self.source, self.diagnostics, _ = check_text(text, path)
+            except PluginError as exc:  # an installed plugin is broken: `npc validate` says the same and stops
+                self.diagnostics = [Diagnostic(path, "", f"npc: {exc}", 1, 1, "plugin")]
 
     @cached_property
     def written(self) -> Source | None:

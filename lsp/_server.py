@@ -116,7 +116,10 @@ def to_lsp_diagnostic(document: TextDocument, current: Analysis, diagnostic) -> 
 
 
 def cli_words(diagnostic) -> str:
-    """What `npc validate` prints after ``file:line:col:`` — the pointer and the message."""
+    """What `npc validate` prints after ``file:line:col:`` — the pointer and the message (a broken plugin stops
+    the CLI with its message alone)."""
+    if diagnostic.code == "plugin":
+        return diagnostic.message
     return str(diagnostic)[len(diagnostic.location()) + 2 :]
 
 
