@@ -14,9 +14,9 @@ passes both to :meth:`BadSamples.keep`::
 The run folder gets ``bad_samples.json`` (:func:`write_bad_samples`) and the summary table shows the counts.
 
 A file can pass that check and still fail when a batch reads it (damaged inside, or replaced or deleted while the
-run goes on): readers raise :class:`UnreadableFile` then. Under ``skip`` the training loader wraps its split in
-:class:`SkipUnreadable` and collates with :class:`DroppingCollate`, so the sample is left out of its batch and the
-loop counts it with :meth:`BadSamples.dropped`; under ``error`` the exception stops the run, naming the file.
+run goes on): readers raise :class:`UnreadableFileError` then. Under ``skip`` the training loader wraps its split
+in :class:`SkipUnreadable` and collates with :class:`DroppingCollate`, so the sample is left out of its batch and
+the loop counts it with :meth:`BadSamples.dropped`; under ``error`` the exception stops the run, naming the file.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = [
     "DroppingCollate",
     "SampleError",
     "SkipUnreadable",
-    "UnreadableFile",
+    "UnreadableFileError",
     "write_bad_samples",
 ]
 
@@ -56,7 +56,7 @@ class SampleError(DataError):
         self.reason, self.path = reason, str(path)
 
 
-class UnreadableFile(DataError):
+class UnreadableFileError(DataError):
     """A file that passed the up-front check but does not read when a batch needs it.
 
     The message comes first and alone suffices: a DataLoader worker's exception is raised again in the main
@@ -91,7 +91,7 @@ class SkipUnreadable:
     def __getitem__(self, index: int) -> Any:
         try:
             return self.dataset[index]
-        except UnreadableFile as bad:
+        except UnreadableFileError as bad:
             return Dropped(bad.reason, bad.path, bad.message)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from ._bad_samples import BadSamples, SampleError, UnreadableFile
+from ._bad_samples import BadSamples, SampleError, UnreadableFileError
 from ._errors import EXIT_USAGE, DataError
 
 __all__ = ["DataBundle", "Preprocess", "build_data"]
@@ -194,13 +194,13 @@ def _open_image(path: str | Path):
     pil = _pil()
     path = Path(path)
     if not path.is_file():  # deleted since the up-front check, or never there (predict)
-        raise UnreadableFile(f"{path}: image not found", EXIT_USAGE, path=path, reason="missing image")
+        raise UnreadableFileError(f"{path}: image not found", EXIT_USAGE, path=path, reason="missing image")
     try:
         with pil.Image.open(path) as image:
             image.load()  # decode now, so a truncated or corrupt file fails here and names itself
             return image.copy()
     except (OSError, SyntaxError, ValueError, pil.Image.DecompressionBombError) as exc:
-        raise UnreadableFile(f"{path}: cannot decode image ({exc})", path=path) from None
+        raise UnreadableFileError(f"{path}: cannot decode image ({exc})", path=path) from None
 
 
 def check_image(path: Path) -> tuple[int, int]:

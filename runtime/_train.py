@@ -532,6 +532,17 @@ def _train_one_epoch(run: _Run, progress: _Progress) -> None:
     if run.rng_after_iter is not None:
         restore_rng(run.rng_after_iter)
         run.rng_after_iter = None
+    try:
+        _run_steps(run, progress, batches, lr, tick)
+    except BaseException:
+        shutdown = getattr(batches, "_shutdown_workers", None)  # now: the traceback holds the iterator (and keeps
+        if shutdown is not None:  # its worker processes alive) for as long as anyone looks at the error
+            shutdown()
+        raise
+
+
+def _run_steps(run: _Run, progress: _Progress, batches: Iterator, lr: float, tick: float) -> None:
+    epoch = progress.epoch
     for step, (batch, dropped) in enumerate(batches, start=progress.step):
         batch = _without_dropped(run, batch, dropped)
         loss, stopping = _train_step(run, batch, epoch, step)
@@ -822,7 +833,7 @@ def _resolved_yaml(
     document["data"]["num_classes"] = data.num_classes  # checked against the data when the file is reused
     root = (document["data"].get("path") or {}).get("root")
     if root:
-        document["data"]["path"]["root"] = str(Path(root).resolve())
+        document["data"]["path"]["root"] = str(Path(root).expanduser().resolve())
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
     yaml.sort_base_mapping_type_on_output = False
