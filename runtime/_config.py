@@ -635,10 +635,21 @@ def _follow_sizes(transforms: list[dict[str, Any]], start: tuple[int, int], labe
                     f"mosaic's size must be [{height}, {width}] (images left unmosaicked keep that size)",
                 )
             )
+        before = (height, width)
         if name == "pad":
             height, width = max(height, size[0]), max(width, size[1])
         else:
             height, width = size
+        if phase == "inference" and (height, width) != before:
+            problems.append(
+                (
+                    here + "/size",
+                    f"changes the size from {before[0]}x{before[1]} to {height}x{width}: npc evaluates each image "
+                    f"as its loader makes it ({label} {start[0]}x{start[1]}), so an inference step may only "
+                    "restate that size (NetsPresso's resize + centercrop evaluation at another size is not "
+                    "supported)",
+                )
+            )
     if (height, width) != tuple(start):
         problems.append(
             (

@@ -107,6 +107,8 @@ def build_data(
     if kind not in FORMATS_BY_TASK[task]:
         allowed = ", ".join(FORMATS_BY_TASK[task])
         raise DataError(f"data.format {kind!r} is not available for {task} (use one of: {allowed})")
+    if isinstance(config.get("id_mapping"), str) and task != "pose_estimation":  # pose reads its own file
+        config = {**config, "id_mapping": _id_mapping_file(config)}
     if task == "segmentation":
         from ._data_segmentation import build_segmentation
 
@@ -236,7 +238,7 @@ def _rgb_preprocess(config: dict[str, Any]) -> Preprocess:
 
 
 def _root(config: dict[str, Any]) -> Path:
-    root = Path((config.get("path") or {}).get("root") or ".")
+    root = Path((config.get("path") or {}).get("root") or ".").expanduser()  # the peer's recipes write ~/data/...
     if not root.is_dir():
         raise DataError(f"data.path.root: folder not found: {root} (relative paths start at the current folder)", 2)
     return root
@@ -245,6 +247,15 @@ def _root(config: dict[str, Any]) -> Path:
 def _split_paths(config: dict[str, Any], split: str) -> tuple[str | None, str | None]:
     node = (config.get("path") or {}).get(split) or {}
     return node.get("image"), node.get("label")
+
+
+def _id_mapping_file(config: dict[str, Any]) -> Any:
+    """NetsPresso's ``id_mapping: id_mapping.json``: the list (or mapping) of class names in a JSON file under
+    ``path.root``."""
+    mapping = read_json(_root(config) / config["id_mapping"], "data.id_mapping")
+    if not isinstance(mapping, (list, dict)) or not mapping:
+        raise DataError(f"{_root(config) / config['id_mapping']}: data.id_mapping must hold a list or mapping of names")
+    return mapping
 
 
 def read_json(path: Path, what: str) -> Any:

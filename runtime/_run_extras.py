@@ -22,8 +22,9 @@ from ._data import Preprocess, build_data
 __all__ = ["export_best", "save_samples"]
 
 
-def save_samples(config: RunConfig, run_dir: Path, count: int) -> Path:
-    """``count`` validation images and the best weights' predictions on them; returns the predictions file."""
+def save_samples(config: RunConfig, run_dir: Path, count: int) -> tuple[int, Path]:
+    """Up to ``count`` validation images and the best weights' predictions on them: (how many, the predictions
+    file)."""
     from ._infer import predict_images
 
     task = config.spec.task
@@ -50,7 +51,7 @@ def save_samples(config: RunConfig, run_dir: Path, count: int) -> Path:
             record["true_label"] = data.class_names[int(truth)]
     target = folder / "predictions.json"
     atomic_write_text(target, json.dumps(records, indent=2) + "\n")
-    return target
+    return len(records), target
 
 
 def _write_png(image: torch.Tensor, preprocess: Preprocess, path: Path) -> None:

@@ -227,12 +227,21 @@ DATA_SCHEMA: dict[str, Any] = {
                 "train": _SPLIT,
                 "valid": _SPLIT,
                 "test": _SPLIT,
+                "pattern": _doc(
+                    {
+                        "type": ["object", "null"],
+                        "additionalProperties": False,
+                        "properties": {"image": {"type": "null"}, "label": {"type": "null"}},
+                    },
+                    "NetsPresso's file-name patterns: null only (npc pairs images and labels by file name)",
+                ),
             },
         },
+        "pallete": _doc({"type": "null"}, "NetsPresso's (sic) mask palette: null only (RGB masks: id_mapping colours)"),
         "id_mapping": {
             "anyOf": [
                 {"type": "null"},
-                _doc({"type": "string"}, "pose: a JSON file (under path.root) holding the keypoint list"),
+                _doc({"type": "string"}, "a JSON file under path.root holding the list (pose: the keypoints, as the peer)"),
                 _doc(
                     {"type": "array", "items": {"type": "object", "required": ["name"]}, "minItems": 1},
                     "pose: keypoints as NetsPresso writes them, [{name, swap, ...}, ...]",
@@ -293,7 +302,7 @@ TRAIN_TRANSFORMS = (
     "normalize",
 )
 # Evaluation is never augmented: an inference list may only restate npc's own preprocessing.
-INFERENCE_TRANSFORMS = ("resize", "totensor", "normalize")
+INFERENCE_TRANSFORMS = ("resize", "pad", "centercrop", "totensor", "normalize")  # each must keep the input size
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
@@ -396,7 +405,9 @@ AUGMENTATION_SCHEMA: dict[str, Any] = {
             TRAIN_TRANSFORMS, "applied in order to each training batch on the device (NetsPresso names and keys)"
         ),
         "inference": _transform_list(
-            INFERENCE_TRANSFORMS, "evaluation is never augmented: only npc's own resize/totensor/normalize"
+            INFERENCE_TRANSFORMS,
+            "evaluation is never augmented: the list may only restate npc's own preprocessing (every step keeps "
+            "the input size)",
         ),
     },
 }

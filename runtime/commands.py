@@ -324,7 +324,7 @@ def _end_of_run(config, out: Path, console) -> None:
     options, count = config.logging["model_save_options"], config.logging.get("num_save_samples")
     steps = []
     if count:
-        steps.append(("num_save_samples", lambda: f"{count} sample(s) → {save_samples(config, out, count)}"))
+        steps.append(("num_save_samples", lambda: "{} sample(s) → {}".format(*save_samples(config, out, count))))
     if options.get("onnx_export_opset"):
         steps.append(("onnx_export_opset", lambda: _onnx_line(export_best(out, options), options)))
     for key, step in steps:
@@ -397,19 +397,24 @@ def _fresh_folder(base: Path) -> Path:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    _run_folder(args)
-    config = _config(args, training=args.training)
+    if _is_onnx(args):
+        from ._infer import evaluate_onnx_file
 
-    from ._infer import evaluate_weights
+        result = evaluate_onnx_file(args.spec, data_path=args.data, split=args.split, batch_size=args.batch_size)
+    else:
+        _run_folder(args)
+        config = _config(args, training=args.training)
 
-    result = evaluate_weights(
-        config,
-        args.weights,
-        split=args.split,
-        model_py=args.model_py,
-        device=args.device,
-        batch_size=args.batch_size,
-    )
+        from ._infer import evaluate_weights
+
+        result = evaluate_weights(
+            config,
+            args.weights,
+            split=args.split,
+            model_py=args.model_py,
+            device=args.device,
+            batch_size=args.batch_size,
+        )
     if args.format == "json":
         print(json.dumps(result, indent=2))
         return EXIT_OK
@@ -421,13 +426,27 @@ def _evaluate(args: argparse.Namespace) -> int:
         ("weights", result["weights"]),
         ("data", result["data"]),
         ("split", f"{result['split']} ({result['samples']} samples)"),
-        ("loss", f"{result['loss']:.4f}"),
     ]
+    rows += [("loss", f"{result['loss']:.4f}")] if result["loss"] is not None else []
     rows += [(LABELS[m], f"{result[m]:.2%}") for m in result["metrics"] if result[m] is not None]
     rows += _skipped_rows(result.get("bad_samples"), result["split"])
     for key, value in rows:
         print(f"{key:<10} {value}")
     return EXIT_OK
+
+
+def _is_onnx(args: argparse.Namespace) -> bool:
+    """SPEC is an exported ``.onnx`` file: onnxruntime runs it; options that name torch weights do not apply."""
+    if Path(args.spec).suffix.lower() != ".onnx":
+        return False
+    clashing = [f"--{name.replace('_', '-')}" for name in ("weights", "model_py", "device") if getattr(args, name)]
+    if getattr(args, "training", None):
+        clashing.append("--training")
+    if getattr(args, "command_name", "") == "predict" and args.data:
+        clashing.append("--data")  # the file carries its class names and preprocessing
+    if clashing:
+        raise RunError(f"{args.spec}: an ONNX file runs as it is; {', '.join(clashing)} do(es) not apply", EXIT_USAGE)
+    return True
 
 
 def _skipped_rows(bad: dict | None, split: str) -> list[tuple[str, str]]:
@@ -440,24 +459,28 @@ def _skipped_rows(bad: dict | None, split: str) -> list[tuple[str, str]]:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    _run_folder(args)
-    config = _config(args)
+    outputs = {"mask_dir": args.masks, "keypoint_dir": args.keypoints, "draw_dir": args.draw}
+    if _is_onnx(args):
+        from ._infer import predict_onnx
 
-    from ._infer import predict_images
+        records = predict_onnx(args.spec, args.images, top_k=args.top_k, min_score=args.min_score, **outputs)
+    else:
+        _run_folder(args)
+        config = _config(args)
 
-    records = predict_images(
-        config,
-        args.weights,
-        args.images,
-        model_py=args.model_py,
-        device=args.device,
-        top_k=args.top_k,
-        use_data=args.data is not None,
-        min_score=args.min_score,
-        mask_dir=args.masks,
-        keypoint_dir=args.keypoints,
-        draw_dir=args.draw,
-    )
+        from ._infer import predict_images
+
+        records = predict_images(
+            config,
+            args.weights,
+            args.images,
+            model_py=args.model_py,
+            device=args.device,
+            top_k=args.top_k,
+            use_data=args.data is not None,
+            min_score=args.min_score,
+            **outputs,
+        )
     if args.format == "json":
         print(json.dumps(records, indent=2))
         return EXIT_OK

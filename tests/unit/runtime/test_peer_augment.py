@@ -107,3 +107,33 @@ def test_the_peers_yolox_recipe_shape_trains(capsys, tmp_path):
     assert "mosaicdetection, hsvjitter, randomhorizontalflip, resize, pad, randomresize" in out
     with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 2
+
+
+def test_a_resumed_run_replays_hsvjitter_and_randomresize(tmp_path, write_spec, tiny_model_py):
+    """Stopped after epoch 1 and resumed: the same jitter and sizes are drawn, so the weights equal a straight run's."""
+    from rich.console import Console
+
+    from npc.runtime._checkpoint import load_weights
+    from npc.runtime._config import load_run_config
+    from npc.runtime._train import TrainOptions, train
+
+    spec = write_spec(
+        "epochs: 2\nbatch_size: 128\nseed: 3\noptimizer: {name: adamw, lr: 0.01}", "format: digits\nimage_size: 16"
+    )
+    spec.write_text(
+        spec.read_text()
+        + "augmentation:\n  train:\n    - {name: hsvjitter, h_mag: 5, s_mag: 30, v_mag: 30}\n"
+        + "    - {name: randomresize, base_size: 16, stride: 4, random_range: 1}\n"
+    )
+
+    def run(out, **kwargs):
+        options = TrainOptions(out_dir=out, model_py=tiny_model_py, tensorboard=False, **kwargs)
+        return train(load_run_config(spec), options, Console(quiet=True))
+
+    run(tmp_path / "straight")
+    run(tmp_path / "split", stop_after=1)
+    run(tmp_path / "split", resume=tmp_path / "split")
+    straight, _ = load_weights(tmp_path / "straight" / "last.safetensors")
+    split, _ = load_weights(tmp_path / "split" / "last.safetensors")
+    for key, value in straight.items():
+        torch.testing.assert_close(split[key], value, rtol=0, atol=1e-6, msg=key)

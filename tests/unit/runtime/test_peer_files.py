@@ -367,3 +367,49 @@ def test_cache_data_reads_every_image_once(tmp_path):
     for _ in range(2):
         assert [kept.splits["train"][i][1] for i in range(3)] == [0, 1, 2]
     assert Counting.reads == 3
+
+
+# --- the peer's data and inference keys ----------------------------------------------------------------------------
+
+
+def test_an_inference_list_may_restate_the_input_size_but_not_change_it(six_files):
+    letterbox = AUGMENTATION.replace(
+        "    - {name: resize, size: [64, 64], interpolation: bilinear, max_size: ~, resize_criteria: ~}\n",
+        "    - {name: resize, size: 64, resize_criteria: long}\n    - {name: pad, size: 64, fill: 114}\n",
+    )
+    assert _load(six_files, augmentation=letterbox).augmentation["inference"][1]["name"] == "pad"
+    # the peer's ImageNet evaluation: resize larger, then centre-crop to the trained size
+    crop = AUGMENTATION.replace("size: [64, 64], interpolation", "size: [72, 72], interpolation").replace(
+        "resize_criteria: ~}\n", "resize_criteria: ~}\n    - {name: centercrop, size: 64}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        _load(six_files, augmentation=crop)
+    assert any(
+        d.pointer == "/augmentation/inference/0/size" and "changes the size from 64x64 to 72x72" in d.message
+        for d in info.value.diagnostics
+    )
+
+
+def test_null_pattern_and_pallete_and_an_id_mapping_file_under_a_home_root(
+    six_files, tmp_path, monkeypatch, make_images
+):
+    from npc.runtime._data import build_data
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    root = tmp_path / "dataset"
+    for split in ("train", "valid"):
+        names = make_images(root / "images" / split, 2)
+        (root / "labels").mkdir(exist_ok=True)
+        (root / "labels" / f"{split}.csv").write_text("image_id,class\n" + f"{names[0]},cat\n{names[1]},dog\n")
+    (root / "names.json").write_text('["cat", "dog"]')
+    data = DATA.format(root="~/dataset").replace('id_mapping: ["a", "b"]', "id_mapping: names.json")
+    data += "  pallete: ~\n"
+    data = data.replace(
+        "    test: {image: ~, label: ~}\n", "    test: {image: ~, label: ~}\n    pattern: {image: ~, label: ~}\n"
+    )
+    config = _load(six_files, data=data)
+    bundle = build_data(config.data, ("train", "valid"), task="classification")
+    assert bundle.class_names == ["cat", "dog"] and len(bundle.splits["train"]) == 2
+    with pytest.raises(SpecError) as info:
+        _load(six_files, data=data.replace("pallete: ~", "pallete: [[0, 0, 0]]"))
+    assert [d.pointer for d in info.value.diagnostics] == ["/data/pallete"]
