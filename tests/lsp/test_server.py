@@ -342,20 +342,31 @@ async def test_formatting_is_npc_fmt(editor, form, tmp_path):
 # ---- go to generated code --------------------------------------------------------------------------------------
 
 
-async def test_definition_jumps_from_a_component_to_its_class_in_the_compiled_module(editor, tmp_path):
+@pytest.mark.parametrize("form", sorted(FORMS))
+async def test_definition_jumps_from_a_component_to_its_class_in_the_compiled_module(editor, form, tmp_path):
     from npc.cli import main
 
-    spec = tmp_path / "resnet18-classification.yaml"
-    shutil.copy(FORMS["yaml"], spec)
+    spec = tmp_path / FORMS[form].name
+    shutil.copy(FORMS[form], spec)
     assert main(["compile", str(spec), "--provenance", str(tmp_path / "map.json")]) == 0
     module = spec.with_suffix(".py")
     await editor.open(spec)
     text = spec.read_text(encoding="utf-8")
-    location = await editor.definition(spec.resolve().as_uri(), *position_of(text, "channels: 256", 2))
+    stage = {"yaml": "channels: 256", "json": '"channels": 256', "npc": "channels: 256"}[form]
+    location = await editor.definition(spec.resolve().as_uri(), *position_of(text, stage, 2))
     assert location.uri == module.resolve().as_uri()
     assert module.read_text(encoding="utf-8").split("\n")[location.range.start.line].startswith("class ResNet(")
-    head = await editor.definition(spec.resolve().as_uri(), *position_of(text, "name: fc", 7))
-    assert module.read_text(encoding="utf-8").split("\n")[head.range.start.line].startswith("class FC(")
+    head = {"yaml": "name: fc", "json": '"name": "fc"', "npc": "fc("}[form]
+    location = await editor.definition(spec.resolve().as_uri(), *position_of(text, head, len(head) - 2))
+    assert module.read_text(encoding="utf-8").split("\n")[location.range.start.line].startswith("class FC(")
+
+
+async def test_definition_without_a_compiled_module_is_empty(editor, tmp_path):
+    spec = tmp_path / "fresh.yaml"
+    shutil.copy(FORMS["yaml"], spec)
+    await editor.open(spec)
+    text = spec.read_text(encoding="utf-8")
+    assert await editor.definition(spec.resolve().as_uri(), *position_of(text, "name: fc", 7)) is None
 
 
 INFERRED = """\
