@@ -19,9 +19,10 @@ __all__ = ["hover"]
 def hover(analysis: Analysis, line: int, col: int) -> tuple[str, Span | None] | None:
     """Markdown for the key or value at (line, col), 0-based, and the span it describes; None when nothing."""
     pointer = analysis.pointer_at(line, col)
-    document = (analysis.written or analysis.source).data if (analysis.written or analysis.source) else None
-    if pointer is None or document is None:
+    loaded = analysis.written or analysis.source  # names as written; the resolved document when it alone loads
+    if pointer is None or loaded is None:
         return None
+    document = loaded.data
     sections = []
     place = place_of(pointer)
     cls = family(place, document) if place else None
@@ -60,10 +61,9 @@ def _component(cls: type[registry.Component], place: Place, analysis: Analysis) 
 def _features(graph: Any, node: Any) -> list[str]:
     built = node.built
     entry = graph.graph.get("stages", {}).get(node.kind, [node.kind])[0]
-    inputs = [data["feature"] for source, _, data in graph.in_edges(entry, data=True) if "feature" in data]
-    rows = [
-        f"- input: {_levels(inputs)}" + (" (the image)" if any(s == INPUT for s, _ in graph.in_edges(entry)) else "")
-    ]
+    inputs = [data["feature"] for _, _, data in graph.in_edges(entry, data=True) if "feature" in data]
+    from_image = any(source == INPUT for source, _ in graph.in_edges(entry))
+    rows = [f"- input: {_levels(inputs)}" + (" (the image)" if from_image else "")]
     if built.stages:
         rows.append(f"- stages: {_levels(built.stages)}")
     rows.append(f"- output: {_levels(built.outputs)}")
