@@ -4,11 +4,12 @@ expression evaluates to."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..compiler import registry
 from ..compiler._graph import INPUT
-from ..spec import Diagnostic
+from ..spec import Diagnostic, Source, resolve_expressions
 from ._analysis import Analysis, value_at
 from ._places import Place, family, param_schema, place_of
 from ._ranges import Span, diagnostic_span
@@ -100,6 +101,8 @@ def _expression(analysis: Analysis, document: Any, pointer: str) -> str | None:
         return None
     if not (isinstance(text, str) and text.startswith("=")):
         return None
+    if re.fullmatch(r"/vars/[A-Za-z_]\w*", pointer):  # needs only the vars to be right
+        return _var(text, pointer.rsplit("/", 1)[1], document, analysis.path)
     if analysis.source is None or analysis.diagnostics:
         return f"`{text}` — not evaluated: the spec has problems (see the diagnostics)"
     late = analysis.source.late
@@ -112,5 +115,18 @@ def _expression(analysis: Analysis, document: Any, pointer: str) -> str | None:
     try:
         value = value_at(analysis.source.data, pointer)
     except KeyError:
-        return f"`{text}` — a var, used where it is referenced"
+        return None
     return f"`{text}` = `{json.dumps(value)}`"
+
+
+def _var(text: str, name: str, document: Any, path: str) -> str:
+    """A var's value: the spec's own resolver evaluates a probe that reads it (vars leave the resolved document)."""
+    probe = Source({"vars": document.get("vars"), "probe": f"={name}"}, path)
+    resolved, problems = resolve_expressions(probe)
+    own = [d.message for d in problems if d.pointer == f"/vars/{name}"]
+    if own:
+        return f"`{text}` — {own[0]}"
+    reached = isinstance(resolved.data, dict) and "probe" in resolved.data
+    if not reached or any(d.pointer == "/probe" for d in problems):  # a value only the compiler can know
+        return f"`{text}` — reads values the compiler infers; its value shows where it is used"
+    return f"`{text}` = `{json.dumps(resolved.data['probe'])}`"

@@ -392,3 +392,29 @@ async def test_hover_on_an_expression_that_reads_inferred_values_shows_what_it_r
     shown = (await editor.hover(uri, *position_of(INFERRED, "intermediate_channels", 3))).contents.value
     assert "**`intermediate_channels`**" in shown
     assert "`=backbone.channels[-1] // 2` = `16` (from what the compiler inferred)" in shown
+
+
+VARS = """\
+vars:
+  width: 0.5
+  first: "=round(64 * width)"
+  last: "=backbone.channels[-1]"
+  broken: "=widht * 2"
+model:
+  task: classification
+"""
+
+
+@pytest.mark.parametrize(
+    ("var", "shown"),
+    [
+        ("first", "`=round(64 * width)` = `32`"),
+        ("last", "reads values the compiler infers"),
+        ("broken", "unknown variable 'widht'"),
+    ],
+)
+async def test_hover_on_a_var_shows_its_value(editor, tmp_path, var, shown):
+    path, uri = write(tmp_path, "vars.yaml", VARS)
+    await editor.open(path)  # the spec itself is incomplete: a var's value needs only the vars
+    hovered = await editor.hover(uri, *position_of(VARS, f"  {var}:", 3))
+    assert shown in hovered.contents.value
