@@ -7,7 +7,11 @@ onto the output. A failed export or verification leaves no output file (and an o
 
 * ``onnx``: ``torch.onnx.export`` (the TorchScript-based exporter by default: no dependency beyond ``onnx``;
   ``exporter="dynamo"`` uses the torch.export-based one, which needs ``onnxscript``), checked with onnxruntime.
-  The model's dict output is flattened into named outputs: ``pred``; ``anchors``, ``cls_logits.0``, ... .
+  The model's dict output is flattened into named outputs: ``pred``; ``anchors``, ``cls_logits.0``, ... . An ONNX
+  file is for inference: outputs only training reads (PIDNet's ``extra_p``/``extra_d``, RT-DETR's ``aux_pred``,
+  ``dn_*``) are left out, so the exporter prunes the branches that compute them, and outputs that are ``None`` in
+  eval mode have no tensor to export (as in NetsPresso Trainer's exporter). The file's metadata (``npc``) records the
+  task, class names, input size, preprocessing, the spec and its sha256, and how to rebuild the dict output.
 * ``exported-program``: ``torch.export.export`` → ``torch.export.save`` (``.pt2``), checked after
   ``torch.export.load``; ``.module()(x)`` returns the same dict as the eager model.
 * ``fx``: ``torch.fx.symbolic_trace`` → ``torch.save`` of the GraphModule (the format of NetsPresso Trainer's
@@ -17,6 +21,7 @@ onto the output. A failed export or verification leaves no output file (and an o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -52,6 +57,8 @@ SUFFIXES = {"onnx": ".onnx", "exported-program": ".pt2", "fx": ".pt"}
 DEFAULT_OPSET = 17
 ATOL = 1e-4
 RTOL = 1e-4
+# Outputs that only the training losses read; an inference file leaves them (and the layers behind them) out.
+TRAINING_ONLY_OUTPUTS = frozenset({"extra_p", "extra_d", "aux_pred", "dn_aux_pred", "dn_meta"})
 
 
 class VerificationError(RunError):
@@ -97,7 +104,11 @@ class ExportReport:
 
 
 def flatten_outputs(value: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
-    """Named tensors of a (nested) dict/list output: ``pred``; ``cls_logits.0``; a bare tensor is ``output``."""
+    """Named tensors of a (nested) dict/list output: ``pred``; ``cls_logits.0``; a bare tensor is ``output``.
+
+    ``None`` (an output the model leaves empty in eval mode) has no tensor and is left out."""
+    if value is None:
+        return []
     if isinstance(value, torch.Tensor):
         return [(prefix or "output", value)]
     if isinstance(value, dict):
@@ -112,19 +123,42 @@ def flatten_outputs(value: Any, prefix: str = "") -> list[tuple[str, torch.Tenso
     return out
 
 
+def output_skeleton(value: Any, prefix: str = "") -> Any:
+    """The output's structure with each tensor replaced by its flat name (``None`` stays ``None``): what an ONNX
+    runner needs to give back the dict the torch model returns (``pred``: a tensor or a list of levels, ...)."""
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        return prefix or "output"
+    if isinstance(value, dict):
+        return {str(k): output_skeleton(v, f"{prefix}.{k}" if prefix else str(k)) for k, v in value.items()}
+    return [output_skeleton(v, f"{prefix}.{i}" if prefix else str(i)) for i, v in enumerate(value)]
+
+
+def inference_outputs(value: Any) -> Any:
+    """The model's output without the entries only training reads (see :data:`TRAINING_ONLY_OUTPUTS`)."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in TRAINING_ONLY_OUTPUTS}
+    return value
+
+
 class _Flat(nn.Module):
-    """The model with its outputs as a flat tuple (ONNX has named outputs, not dicts)."""
+    """The model's inference outputs as a flat tuple (ONNX has named outputs, not dicts)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(t for _, t in flatten_outputs(self.model(x)))
+        return tuple(t for _, t in flatten_outputs(inference_outputs(self.model(x))))
 
 
 def _compare(expected: list[tuple[str, torch.Tensor]], got: list[tuple[str, Any]], atol: float, rtol: float):
-    """(max abs diff, max rel diff, [names out of tolerance]); raises when names or shapes differ."""
+    """(max abs diff, max rel diff, [names out of tolerance]); raises when names or shapes differ.
+
+    An element may differ by ``atol + rtol * max|eager|`` of its output: float rounding grows with the size of the
+    values summed, not with the one element (an untrained model's logits reach hundreds, and a logit near 0 computed
+    from them carries their rounding). The relative difference reported is against that same scale."""
     names = [n for n, _ in expected]
     if [n for n, _ in got] != names:
         raise VerificationError(f"outputs differ: expected {names}, got {[n for n, _ in got]}")
@@ -146,11 +180,11 @@ def _compare(expected: list[tuple[str, torch.Tensor]], got: list[tuple[str, Any]
             bad.append(name)
             continue
         diff = diff[finite] if not bool(finite.all()) else diff
-        scale = want.double().abs()[finite] if not bool(finite.all()) else want.double().abs()
         if diff.numel():
+            scale = float(want.double()[finite].abs().max())
             max_abs = max(max_abs, float(diff.max()))
-            max_rel = max(max_rel, float((diff / scale.clamp_min(1e-12)).max()))
-            if bool((diff > atol + rtol * scale).any()):
+            max_rel = max(max_rel, float(diff.max()) / max(scale, 1e-12))
+            if float(diff.max()) > atol + rtol * scale:
                 bad.append(name)
     return max_abs, max_rel, bad
 
@@ -219,12 +253,12 @@ def export_target(
     if state is not None:
         apply_weights(model, state, weights, strict=True)
     model.eval()
-    extra = {"num_classes": num_classes, "task": target.task, "model": target.name}
+    extra = {"num_classes": num_classes, "task": target.task, "model": target.name, **_spec_record(target)}
     if target.graph is not None:  # module path -> spec pointer/line: ONNX nodes are stamped with it
-        extra["spec"] = target.path
         extra["provenance"] = provenance_map(target.graph, target.position)
     if metadata and metadata.get("class_names"):
-        extra["class_names"] = metadata["class_names"]
+        names = metadata["class_names"]
+        extra["class_names"] = json.loads(names) if isinstance(names, str) else list(names)
     trained_size = None
     if metadata and metadata.get("preprocess"):  # npc train records how images were prepared
         try:
@@ -241,6 +275,26 @@ def export_target(
     else:
         size = (default_side(target),) * 2
     return export_model(model, output, options, input_size=size, notes=notes, metadata=extra)
+
+
+def _spec_record(target: LoadedTarget) -> dict[str, Any]:
+    """The spec the model was compiled from, as text with its sha256 (a run folder's: its resolved.yaml), so an
+    ONNX runner can rebuild what lives outside the graph (a detection head's decoding and NMS); {} without one."""
+    path = Path(target.path)
+    if target.graph is None:  # a model.py: a run folder's has its resolved.yaml beside it
+        path = path.with_name("resolved.yaml")
+        if not path.is_file():
+            return {}
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return {}
+    return {
+        "spec": str(target.path),
+        "spec_sha256": hashlib.sha256(data).hexdigest(),
+        "spec_suffix": path.suffix,
+        "spec_text": data.decode("utf-8", errors="replace"),
+    }
 
 
 def export_model(
@@ -266,10 +320,13 @@ def export_model(
     batch = 2 if options.dynamic_batch else 1  # export at 2 and check at 1: a batch baked in would show
     example = torch.randn(batch, 3, *input_size, generator=generator)
     check = torch.randn(1, 3, *input_size, generator=generator)
+    # An ONNX file serves inference only; the other formats keep the whole output, as training reads it.
+    keep = inference_outputs if options.format == "onnx" else (lambda out: out)
     with torch.no_grad():
         try:
-            reference = flatten_outputs(model(check))
-            example_out = flatten_outputs(model(example))
+            checked = keep(model(check))
+            reference = flatten_outputs(checked)
+            example_out = flatten_outputs(keep(model(example)))
         except RunError:
             raise
         except Exception as exc:  # noqa: BLE001 - the model itself fails on this input: no traceback
@@ -286,6 +343,7 @@ def export_model(
     batched = [
         name for (name, a), (_, b) in zip(reference, example_out) if a.dim() and a.shape[0] == 1 and b.shape[0] == batch
     ]
+    metadata.update(input_size=list(input_size), skeleton=output_skeleton(checked))
     exporter = {"onnx": _onnx, "exported-program": _exported_program, "fx": _fx}[options.format]
     result: dict[str, Any] = {}
 

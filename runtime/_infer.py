@@ -26,7 +26,15 @@ from ._losses import build_loss
 from ._metrics import METRICS, evaluate
 from ._train import detection_postprocessor, resolve_device
 
-__all__ = ["Loaded", "evaluate_weights", "load_for_inference", "predict_images"]
+__all__ = [
+    "Loaded",
+    "evaluate_onnx_file",
+    "evaluate_weights",
+    "load_for_inference",
+    "predict_images",
+    "predict_loaded",
+    "predict_onnx",
+]
 
 
 @dataclass
@@ -174,6 +182,33 @@ def predict_images(
     preprocess = preprocess or loaded.preprocess
     if task == "detection" and loaded.postprocessor is None:
         raise RunError(f"{model_py or config.spec_path}: defines no build_postprocessor(); cannot decode boxes")
+    return predict_loaded(
+        loaded,
+        preprocess,
+        images,
+        task=task,
+        top_k=top_k,
+        min_score=min_score,
+        mask_dir=mask_dir,
+        keypoint_dir=keypoint_dir,
+        draw_dir=draw_dir,
+    )
+
+
+@torch.no_grad()
+def predict_loaded(
+    loaded: Loaded,
+    preprocess: Any,
+    images: list[str],
+    *,
+    task: str,
+    top_k: int = 1,
+    min_score: float = 0.3,
+    mask_dir: str | Path | None = None,
+    keypoint_dir: str | Path | None = None,
+    draw_dir: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`predict_images` once the model (torch, or an ONNX file's runner) and its preprocessing are loaded."""
     for folder in (mask_dir, keypoint_dir, draw_dir):
         if folder is not None:
             Path(folder).mkdir(parents=True, exist_ok=True)
@@ -289,3 +324,87 @@ def _pose(loaded: Loaded, preprocess: Any, image: str, stem: Path | None, drawin
         draw_keypoints(image, found, drawing)
         record["drawing"] = str(drawing)
     return record
+
+
+# --- an exported ONNX file ------------------------------------------------------------------------------------------
+
+
+def load_onnx(path: str | Path) -> Loaded:
+    """An ``npc export`` ONNX file (fp32 or int8) as a :class:`Loaded`: onnxruntime runs it, its metadata gives the
+    task, class names, preprocessing and (detection) the spec whose decoding + NMS applies."""
+    from ._onnx_model import OnnxModel
+
+    model = OnnxModel(path)
+    return Loaded(
+        model=model,  # type: ignore[arg-type] - called like the torch model; evaluate() and predict need no more
+        num_classes=model.num_classes,
+        class_names=model.class_names,
+        preprocess=model.preprocess(),
+        metadata=model.metadata,
+        device=torch.device("cpu"),
+        postprocessor=model.postprocessor(),
+    )
+
+
+def predict_onnx(path: str | Path, images: list[str], **options: Any) -> list[dict[str, Any]]:
+    """``npc predict MODEL.onnx IMAGE...``: as :func:`predict_images`, through onnxruntime, with no spec beside it."""
+    loaded = load_onnx(path)
+    task = loaded.metadata["task"]
+    if options.get("draw_dir") is not None and task == "classification":
+        raise RunError("--draw: a classification has nothing to draw on the image (the label is printed)", EXIT_USAGE)
+    preprocess = loaded.preprocess or _default_preprocess(loaded.metadata)
+    return predict_loaded(loaded, preprocess, images, task=task, **options)
+
+
+def _default_preprocess(metadata: dict[str, Any]) -> Preprocess:
+    """An export without trained weights records no preprocessing: RGB at the exported size, ImageNet statistics."""
+    from ._config import IMAGENET_MEAN, IMAGENET_STD
+
+    side = int((metadata.get("input_size") or [224])[0])
+    return Preprocess("rgb", side, tuple(IMAGENET_MEAN), tuple(IMAGENET_STD))
+
+
+def evaluate_onnx_file(
+    path: str | Path, *, data_path: str | None = None, split: str = "valid", batch_size: int | None = None
+) -> dict[str, Any]:
+    """``npc evaluate MODEL.onnx``: npc's metrics of an exported ONNX file over ``split`` of ``--data`` (default:
+    the data section of the spec the file carries, else the task's built-in set). No loss: ONNX has none."""
+    from ._config import load_run_config
+    from ._metrics import evaluate
+
+    loaded = load_onnx(path)
+    text = loaded.metadata.get("spec_text")
+    if not text:
+        raise RunError(f"{path}: carries no spec (exported from a model.py); export it from a spec or run folder")
+    with tempfile.TemporaryDirectory(prefix="npc-onnx-") as folder:
+        spec = Path(folder) / f"spec{loaded.metadata.get('spec_suffix') or '.yaml'}"
+        spec.write_text(text, encoding="utf-8")
+        config = load_run_config(spec, data_path=data_path)
+    task = config.spec.task
+    data = build_data(config.data, (split,), task=task)
+    if data.num_classes != loaded.num_classes:
+        raise RunError(f"{path}: predicts {loaded.num_classes} classes, but {data.description} has {data.num_classes}")
+    if loaded.preprocess is not None and loaded.preprocess != data.preprocess:
+        data.notes.append(
+            f"the model was trained with other preprocessing ({loaded.preprocess}); evaluating with the data's"
+        )
+    loader = DataLoader(
+        data.splits[split],
+        batch_size=batch_size or config.training["batch_size"],
+        shuffle=False,
+        collate_fn=data.collate,
+    )
+    metrics = evaluate(
+        loaded.model, loader, None, data.num_classes, loaded.device, task=task, postprocessor=loaded.postprocessor
+    )
+    return {
+        "weights": str(path),
+        "data": data.description,
+        "task": task,
+        "split": split,
+        "num_classes": data.num_classes,
+        "metrics": list(METRICS.get(task, ())),
+        **metrics,
+        "notes": data.notes,
+        "bad_samples": data.bad_samples.summary() if data.bad_samples is not None else None,
+    }

@@ -101,8 +101,44 @@ def register(subparsers) -> None:
     )
     p.add_argument("--atol", type=float, default=1e-4, help="verification tolerance, absolute (default: 1e-4)")
     p.add_argument("--rtol", type=float, default=1e-4, help="verification tolerance, relative (default: 1e-4)")
+    p.add_argument(
+        "--quantize",
+        choices=("int8",),
+        help="int8: onnxruntime static QDQ quantisation (per-channel weights), calibrated on the training split, "
+        "evaluated against fp32 on the validation split; ONNX only",
+    )
+    p.add_argument(
+        "--calibration",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="int8: calibration images from the training split (default: 256, or the whole split if smaller)",
+    )
+    p.add_argument(
+        "--max-drop",
+        type=_max_drop,
+        default=1.0,
+        metavar="POINTS",
+        help="int8: refuse (exit 1, no file) when a metric drops by more than this many points (default: 1); "
+        "'none' writes anyway",
+    )
+    p.add_argument(
+        "--data", metavar="FILE", help="int8: YAML/JSON with a data: section (default: the run's, else the spec's)"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_guarded(_export), command_name="export")
+
+
+def _max_drop(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of points or 'none', got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
 
 
 # --- summary -----------------------------------------------------------------------------------------------------
@@ -258,6 +294,11 @@ def _export(args: argparse.Namespace) -> int:
         atol=args.atol,
         rtol=args.rtol,
     )
+    if args.quantize:
+        return _export_int8(args, path, options, weights)
+    int8_only = [flag for flag, value in (("--calibration", args.calibration), ("--data", args.data)) if value]
+    if int8_only:
+        raise RunError(f"{', '.join(int8_only)}: apply to --quantize int8 only", EXIT_USAGE)
     report = export_path(path, args.output, options, weights=weights, num_classes=args.num_classes)
     if args.json:
         sys.stdout.write(report.to_json())
@@ -269,8 +310,37 @@ def _export(args: argparse.Namespace) -> int:
     print(
         f"verified with {report.verified_with} on a {'×'.join(map(str, report.input))} random input: "
         f"max abs diff {report.max_abs_diff:.3g}, max rel diff {report.max_rel_diff:.3g} "
-        f"(tolerance {report.atol:g} + {report.rtol:g}·|eager|)"
+        f"(tolerance {report.atol:g} + {report.rtol:g}·max|eager|)"
     )
     for name, shape in report.outputs.items():
         print(f"  {name}: {'×'.join(map(str, shape))}")
+    return EXIT_OK
+
+
+def _export_int8(args: argparse.Namespace, path: Path, options, weights: str | None) -> int:
+    from ._quantize import DEFAULT_CALIBRATION, QuantizeOptions, quantize_path
+
+    if options.format != "onnx":
+        raise RunError("--quantize int8 writes ONNX only (give an .onnx output or --format onnx)", EXIT_USAGE)
+    if options.fuse:
+        raise RunError("--quantize int8 folds BatchNorm itself; leave out --fuse", EXIT_USAGE)
+    quantize = QuantizeOptions(
+        calibration=args.calibration or DEFAULT_CALIBRATION, max_drop=args.max_drop, data=args.data
+    )
+    report = quantize_path(path, args.output, options, quantize, weights=weights, num_classes=args.num_classes)
+    if args.json:
+        sys.stdout.write(report.to_json())
+        return EXIT_OK
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(
+        f"wrote {report.output} (int8 QDQ ONNX, {report.bytes:,} bytes; fp32 {report.fp32_bytes:,}), calibrated on "
+        f"{report.calibration_images} training image(s) of {report.data}"
+    )
+    print(f"validation ({report.evaluated_images} images)   fp32      int8      drop")
+    for name in report.metrics:
+        print(
+            f"  {name:<28} {100 * report.fp32[name]:7.2f}%  {100 * (report.int8[name] or 0):7.2f}%  "
+            f"{report.drop[name]:+.2f} points"
+        )
     return EXIT_OK

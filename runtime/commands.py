@@ -445,7 +445,11 @@ def _is_onnx(args: argparse.Namespace) -> bool:
     if getattr(args, "command_name", "") == "predict" and args.data:
         clashing.append("--data")  # the file carries its class names and preprocessing
     if clashing:
-        raise RunError(f"{args.spec}: an ONNX file runs as it is; {', '.join(clashing)} do(es) not apply", EXIT_USAGE)
+        raise RunError(
+            f"{', '.join(clashing)}: not for an ONNX file ({args.spec} runs as it is, with its own class names "
+            "and preprocessing)",
+            EXIT_USAGE,
+        )
     return True
 
 
