@@ -56,13 +56,15 @@ class Editor:
 
     async def diagnostics(self, uri: str, version: int) -> list[types.Diagnostic]:
         """The diagnostics published for ``version`` of ``uri`` (waits for them)."""
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                for params in reversed(self.published):
-                    if params.uri == uri and params.version == version:
-                        return list(params.diagnostics)
-                self.arrived.clear()
-                await self.arrived.wait()
+        return await asyncio.wait_for(self._published(uri, version), WAIT_S)
+
+    async def _published(self, uri: str, version: int) -> list[types.Diagnostic]:
+        while True:
+            for params in reversed(self.published):
+                if params.uri == uri and params.version == version:
+                    return list(params.diagnostics)
+            self.arrived.clear()
+            await self.arrived.wait()
 
     def close(self, uri: str) -> None:
         identifier = types.TextDocumentIdentifier(uri=uri)
@@ -125,9 +127,8 @@ async def stop_editor(client: LanguageClient) -> str:
     await client.shutdown_async(None)
     client.exit(None)
     process = client._server  # pygls keeps the subprocess it started here
-    async with asyncio.timeout(WAIT_S):
-        await process.wait()
-        stderr = await process.stderr.read() if process.stderr else b""
+    await asyncio.wait_for(process.wait(), WAIT_S)
+    stderr = await asyncio.wait_for(process.stderr.read(), WAIT_S) if process.stderr else b""
     await client.stop()
     return stderr.decode("utf-8", "replace")
 
