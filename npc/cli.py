@@ -440,7 +440,8 @@ def _lsp(args: argparse.Namespace) -> int:
     try:
         from .lsp._server import serve  # pygls is the `lsp` extra: import it only for this command
     except ImportError as exc:
-        print(f"npc lsp: needs the lsp extra ({exc.name} is missing): pip install 'npc[lsp]'", file=sys.stderr)
+        missing = (exc.name or "pygls").split(".")[0]
+        print(f"npc lsp: needs the lsp extra ({missing} is missing): pip install 'npc[lsp]'", file=sys.stderr)
         return EXIT_USAGE
     return serve()
 
