@@ -16,7 +16,7 @@ from typing import Any
 from ..compiler import CompileError, compile_graph
 from ..compiler._plugins import PluginError
 from ..spec import Diagnostic, LoadError, Source, check_text, normalise
-from ..spec._load import load_document
+from ..spec._load import MAX_SPEC_BYTES, load_document
 
 __all__ = ["Analysis", "analyse", "form_of", "is_spec_text"]
 
@@ -48,6 +48,10 @@ class Analysis:
         self.failure = failure  # why checking failed inside npc (a bug), shown as a diagnostic
         self.source: Source | None = None  # the document with expressions resolved (None: it did not load)
         self.diagnostics: list[Diagnostic] = []
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if self.is_spec and size > MAX_SPEC_BYTES:  # what `npc validate` says of such a file, without reading it
+            message = f"file is {size} bytes; specs are limited to {MAX_SPEC_BYTES} bytes"
+            self.is_spec, self.diagnostics = False, [Diagnostic(path, "", message, None, None, "io")]
         if self.is_spec:
             try:
                 self.source, self.diagnostics, _ = check_text(text, path)
@@ -57,6 +61,8 @@ class Analysis:
     @cached_property
     def written(self) -> Source | None:
         """The document as written: expressions still as their ``"=..."`` text, ``vars`` in place."""
+        if not self.is_spec:
+            return None
         try:
             return load_document(self.text, self.path)
         except LoadError:

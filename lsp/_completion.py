@@ -28,7 +28,7 @@ _TASK = {
 
 
 def completions(analysis: Analysis, line: int, col: int) -> list[types.CompletionItem]:
-    cursor = cursor_at(analysis.text, analysis.form, line, col)
+    cursor = cursor_at(analysis.text, analysis.form, line, col) if analysis.is_spec else None
     if cursor is None:
         return []
     task = _task(analysis)

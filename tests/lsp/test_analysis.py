@@ -31,3 +31,20 @@ def test_a_broken_plugin_is_one_diagnostic_in_the_cli_words(monkeypatch):
     (diagnostic,) = analyse("model:\n  task: classification\n", "spec.yaml").diagnostics
     assert diagnostic.message == "npc: plugin 'npc-example-plugin': cannot import it"  # as `npc validate` prints
     assert (diagnostic.line, diagnostic.col, diagnostic.code) == (1, 1, "plugin")
+
+
+def test_a_document_over_the_size_limit_is_refused_unread():
+    from npc.spec._load import MAX_SPEC_BYTES
+
+    analysis = analyse("model:\n" + "#" * MAX_SPEC_BYTES, "huge.yaml")
+    (diagnostic,) = analysis.diagnostics
+    assert diagnostic.message.endswith(f"specs are limited to {MAX_SPEC_BYTES} bytes")
+    assert analysis.source is None
+
+
+def test_a_yaml_file_that_is_not_a_spec_gets_no_completion_or_hover():
+    from npc.lsp._completion import completions
+    from npc.lsp._hover import hover
+
+    compose = analyse("services:\n  web:\n    image: nginx\n  \n", "docker-compose.yaml")
+    assert completions(compose, 3, 2) == [] and hover(compose, 2, 5) is None
