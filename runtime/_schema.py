@@ -241,7 +241,7 @@ DATA_SCHEMA: dict[str, Any] = {
         "id_mapping": {
             "anyOf": [
                 {"type": "null"},
-                _doc({"type": "string"}, "a JSON file under path.root holding the list (pose: the keypoints, as the peer)"),
+                _doc({"type": "string"}, "a JSON file under path.root holding the list (pose: the keypoints)"),
                 _doc(
                     {"type": "array", "items": {"type": "object", "required": ["name"]}, "minItems": 1},
                     "pose: keypoints as NetsPresso writes them, [{name, swap, ...}, ...]",

@@ -1,8 +1,9 @@
 """``npc train``: compile → import → build → (load, freeze) → train/validate per epoch, in one process on one
 device, or under ``torchrun`` in WORLD_SIZE processes with DistributedDataParallel (see ``_distributed``).
 
-Each epoch ends with, in this order: ``best.safetensors`` (when the task's primary validation metric improved:
-top-1, mIoU, mAP or PCK), ``last.safetensors``, ``metrics.csv``, ``training_state.pt`` — each written atomically, so
+Each epoch ends with, in this order: ``best.safetensors`` (when the epoch beats the best so far by NetsPresso's
+``best_model_criterion``: the validation loss by default, or the task's metric), ``last.safetensors``,
+``metrics.csv``, ``training_state.pt`` — each written atomically, so
 an interruption at any point leaves a run folder that resumes from the last completed epoch. With a fixed seed on
 CPU, a resumed run ends with the same weights as an uninterrupted one: shuffling draws from a generator re-seeded
 from (seed, epoch), and the global RNG states are saved and restored.
