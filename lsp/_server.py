@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 from pygls.workspace.position_codec import ServerTextPosition
 
@@ -92,9 +93,9 @@ class NpcLanguageServer(LanguageServer):
 
 
 def path_of(uri: str) -> str:
-    """The file path of a ``file:`` URI (its suffix picks the form); other schemes keep their path part."""
-    parsed = urlparse(uri)
-    return unquote(parsed.path) if parsed.scheme in ("file", "") else unquote(parsed.path or uri)
+    """The file path of a ``file:`` URI (its suffix picks the form; Windows drives handled by pygls); an unsaved
+    buffer (``untitled:Untitled-1``) keeps the URI's path part."""
+    return to_fs_path(uri) or unquote(urlparse(uri).path or uri)
 
 
 def to_lsp_range(document: TextDocument, span: Span) -> types.Range:
