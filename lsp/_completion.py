@@ -34,7 +34,7 @@ def completions(analysis: Analysis, line: int, col: int) -> list[types.Completio
     task = _task(analysis)
     if cursor.statement:  # .npc: `backbone |` or `loss |`
         kind = "loss" if cursor.statement == "loss" else cursor.statement
-        return _names(kind, task, analysis.form, quoted=False)
+        return _names(kind, task, analysis.form, quoted=False, lead="")
     kind = _slot(cursor.path)
     document = _document(analysis, line) if kind else None
     if cursor.key is not None:
@@ -56,12 +56,12 @@ def _slot(path: list[str]) -> str | None:
     return None
 
 
-def _names(kind: str, task: str | None, form: str, quoted: bool) -> list[types.CompletionItem]:
+def _names(kind: str, task: str | None, form: str, quoted: bool, lead: str) -> list[types.CompletionItem]:
     items = []
     for cls in registry.list_components(kind):
         if task and task not in cls.tasks:
             continue
-        text = json.dumps(cls.name) if form == "json" and not quoted else cls.name
+        text = lead + (json.dumps(cls.name) if form == "json" and not quoted else cls.name)
         detail = f"{kind} · {', '.join(cls.tasks)}" + ("" if cls.template else " · validated, not compiled")
         items.append(
             types.CompletionItem(
@@ -80,9 +80,9 @@ def _values(cursor: Cursor, kind: str | None, task: str | None, form: str, docum
     path, key = cursor.path, cursor.key
     quoted = cursor.quoted
     if kind in SLOTS and path[3:] == [] and key == "name":
-        return _names(kind, task, form, quoted)
+        return _names(kind, task, form, quoted, cursor.lead)
     if kind == "loss" and path[3:] == [] and key == "criterion":
-        return _names("loss", task, form, quoted)
+        return _names("loss", task, form, quoted, cursor.lead)
     table = _params_at(cursor, kind, document) if kind else None
     schema = (table or {}).get(key) if kind else _schema_at(path + [key])
     if not schema:
@@ -90,16 +90,16 @@ def _values(cursor: Cursor, kind: str | None, task: str | None, form: str, docum
     if key == "task" and path == ["model"]:
         schema = {"enum": list(registry.TASKS)}
     choices = schema.get("enum") or ([True, False] if _types(schema) == ["boolean"] else [])
-    return [_value_item(value, form, quoted) for value in choices]
+    return [_value_item(value, form, quoted, cursor.lead) for value in choices]
 
 
-def _value_item(value: Any, form: str, quoted: bool) -> types.CompletionItem:
+def _value_item(value: Any, form: str, quoted: bool, lead: str) -> types.CompletionItem:
     label = value if isinstance(value, str) else json.dumps(value)
     if isinstance(value, str) and form != "yaml" and not quoted:
         text = json.dumps(value)
     else:
         text = label
-    return types.CompletionItem(label=label, kind=types.CompletionItemKind.EnumMember, insert_text=text)
+    return types.CompletionItem(label=label, kind=types.CompletionItemKind.EnumMember, insert_text=lead + text)
 
 
 def _types(schema: dict) -> list[str]:

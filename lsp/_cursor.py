@@ -26,6 +26,7 @@ class Cursor:
     component: str | None = None  # .npc: the component or loss the statement names (`backbone resnet(`)
     statement: str | None = None  # .npc: a slot or `loss` word typed at a statement start, awaiting its name
     enclosing: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict)  # JSON: each outer object's keys
+    lead: str = ""  # what a value must start with (YAML `name:|` needs a space)
 
 
 def cursor_at(text: str, form: str, line: int, col: int) -> Cursor | None:
@@ -43,7 +44,7 @@ def cursor_at(text: str, form: str, line: int, col: int) -> Cursor | None:
 
 _YAML_KEY = re.compile(r"^(\s*)((?:-\s+)*)([^\s:#'\"][^:#]*?|\"[^\"]*\"|'[^']*')\s*:(?:\s+(.*?))?\s*(?:\s#.*)?$")
 _YAML_AT_KEY = re.compile(r"^(\s*)((?:-\s+)*)([\w$.-]*)$")
-_YAML_AT_VALUE = re.compile(r"^(\s*)((?:-\s+)*)([\w$.\"'-]+)\s*:\s+([\"']?)([^\"'#]*)$")
+_YAML_AT_VALUE = re.compile(r"^(\s*)((?:-\s+)*)([\w$.\"'-]+)\s*:(\s*)([\"']?)([^\"'#]*)$")
 
 
 def _yaml_cursor(lines: list[str], line: int, col: int) -> Cursor | None:
@@ -54,15 +55,16 @@ def _yaml_cursor(lines: list[str], line: int, col: int) -> Cursor | None:
     at_key, at_value = _YAML_AT_KEY.match(before), _YAML_AT_VALUE.match(before)
     if at_value:
         level = len(at_value.group(1)) + len(at_value.group(2))
-        key, quote, prefix = _unquote(at_value.group(3)), at_value.group(4), at_value.group(5)
+        key, quote, prefix = _unquote(at_value.group(3)), at_value.group(5), at_value.group(6)
+        lead = "" if at_value.group(4) or quote or prefix else " "  # `name:|` needs the space before the value
     elif at_key:
         level = len(at_key.group(1)) + len(at_key.group(2))
-        key, quote, prefix = None, "", at_key.group(3)
+        key, quote, prefix, lead = None, "", at_key.group(3), ""
     else:
         return None
     in_item = bool((at_value or at_key).group(2))
     path, siblings = _yaml_path(lines, line, level, in_item)
-    return Cursor(path, key, prefix, bool(quote), siblings)
+    return Cursor(path, key, prefix, bool(quote), siblings, lead=lead)
 
 
 def _yaml_flow_cursor(lines: list[str], line: int, before: str, flow: int) -> Cursor:

@@ -248,6 +248,14 @@ async def test_completion(editor, case, tmp_path):
     assert not set(not_offered) & set(got), got
 
 
+async def test_a_value_typed_right_after_the_colon_gets_its_space(editor, tmp_path):
+    marked = "model:\n  task: classification\n  architecture:\n    head:\n      name:|\n"
+    path, uri = write(tmp_path, "spec.yaml", marked.replace("|", ""))
+    await editor.open(path)
+    items = {item.label: item for item in await editor.complete(uri, *position_of(marked, "|"))}
+    assert items["fc"].insert_text == " fc"
+
+
 async def test_completed_params_carry_their_defaults_as_snippets(editor, tmp_path):
     marked, _, _ = COMPLETION["yaml-params"]
     path, uri = write(tmp_path, "spec.yaml", marked.replace("|", ""))
