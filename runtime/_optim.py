@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._errors import RunError
+
 __all__ = ["ModelEMA", "build_optimizer", "build_scheduler", "lr_at", "lr_schedule", "param_groups"]
 
 PARTS = ("backbone", "neck", "head")  # the overwrite param_group names: the peer's top-level modules
@@ -56,15 +58,16 @@ def _part_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def param_groups(model: nn.Module, config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Trainable parameters in the peer's groups; raises ValueError when there are none or overwrite cannot apply."""
+    """Trainable parameters in the peer's groups; ValueError when there are none, RunError when ``overwrite``
+    cannot apply (a model without backbone/neck/head, which the peer refuses too)."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise ValueError("the model has no trainable parameters")
     if not config.get("overwrite"):
         return _split(named, config)
     strays = sorted({n.split(".")[0] for n, _ in named if n.split(".")[0] not in PARTS})
-    if strays:
-        raise ValueError(
+    if strays:  # not a ValueError: the caller's "is everything frozen?" hint would mislead
+        raise RunError(
             "training.optimizer.overwrite needs a backbone/neck/head model (as NetsPresso Trainer); this model's "
             f"parameters also sit under {', '.join(strays)}"
         )

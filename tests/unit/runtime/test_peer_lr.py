@@ -65,3 +65,29 @@ def test_the_facts_cover_every_optimizer_and_scheduler_of_the_peer():
     assert {c["scheduler"]["name"] for c in FACTS} == set(SCHEDULERS)
     assert set(OPTIMIZERS) == {"adamw", "adam", "adadelta", "adagrad", "rmsprop", "adamax", "sgd"}
     assert any(c["scheduler"].get("warmup_epochs") for c in FACTS)
+
+
+def test_param_groups_follow_the_peers_names_and_overwrite():
+    from npc.runtime._errors import RunError
+
+    class Part(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Linear(2, 2)
+            self.norm = torch.nn.LayerNorm(2)
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone, self.head = Part(), Part()
+
+    base = {"name": "sgd", "lr": 0.1, "weight_decay": 0.01, "no_bias_decay": True, "no_norm_weight_decay": True}
+    optimizer = build_optimizer(Model(), base)
+    assert [(len(g["params"]), g["weight_decay"]) for g in optimizer.param_groups] == [(2, 0.01), (6, 0.0)]
+    overwrite = [{"param_group": "head", "lr": 0.5, "no_bias_decay": False, "no_norm_weight_decay": False}]
+    optimizer = build_optimizer(Model(), {**base, "overwrite": overwrite})
+    groups = [(len(g["params"]), g["lr"], g["weight_decay"]) for g in optimizer.param_groups]
+    # backbone: conv.weight decayed, biases and norm.weight not; head: all four decayed at its own lr
+    assert groups == [(1, 0.1, 0.01), (3, 0.1, 0.0), (4, 0.5, 0.01)]
+    with pytest.raises(RunError, match="overwrite needs a backbone/neck/head model"):
+        build_optimizer(torch.nn.Sequential(torch.nn.Linear(2, 2)), {**base, "overwrite": overwrite})
