@@ -1,0 +1,106 @@
+"""`npc export RUN --quantize int8`: calibrated on the run's training split, evaluated against fp32 on its validation
+split, byte-identical when repeated, refused (exit 1, no file) above --max-drop, and clear about what it lacks."""
+
+import json
+
+import pytest
+
+from helpers import run_cli
+
+pytest.importorskip("onnxruntime")
+
+SPEC = """\
+model:
+  task: classification
+  name: tiny_digits
+  architecture:
+    backbone:
+      name: resnet
+      params: {block_type: basicblock, norm_type: batch_norm}
+      stage_params:
+        - {channels: 8, num_blocks: 1}
+        - {channels: 16, num_blocks: 1}
+    head:
+      name: fc
+      params: {num_layers: 1}
+training:
+  epochs: 2
+  batch_size: 32
+  optimizer: {name: adamw, lr: 0.01}
+data: {format: digits, image_size: 16}
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from npc.cli import main
+
+    folder = tmp_path_factory.mktemp("int8")
+    spec = folder / "digits.yaml"
+    spec.write_text(SPEC)
+    assert main(["train", str(spec), "--out", str(folder / "run"), "--no-tensorboard"]) == 0
+    return folder / "run"
+
+
+def test_int8_export_reports_both_accuracies_and_is_byte_identical(capsys, run, tmp_path):
+    first, second = tmp_path / "a.int8.onnx", tmp_path / "b.int8.onnx"
+    code, out, err = run_cli(capsys, "export", run, "--quantize", "int8", "-o", first, "--calibration", "64", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["calibration_images"] == 64 and report["evaluated_images"] == 360
+    assert report["metrics"] == ["top1", "top5"]
+    assert report["fp32"]["top1"] > 0.5, "the tiny model learnt the digits"
+    assert report["drop"]["top1"] == pytest.approx(100 * (report["fp32"]["top1"] - report["int8"]["top1"]), abs=1e-3)
+    assert report["drop"]["top1"] <= 1.0 and report["bytes"] < report["fp32_bytes"]
+    code, out, err = run_cli(capsys, "export", run, "--quantize", "int8", "-o", second, "--calibration", "64")
+    assert code == 0, err
+    assert "top1" in out and "drop" in out
+    assert first.read_bytes() == second.read_bytes()
+
+    from npc.runtime._onnx_model import read_npc_metadata
+
+    record = read_npc_metadata(first)
+    assert record["quantized"]["dtype"] == "int8" and record["quantized"]["calibration_images"] == 64
+    code, out, err = run_cli(capsys, "evaluate", first, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["top1"] == pytest.approx(report["int8"]["top1"])
+
+
+def test_a_drop_above_max_drop_writes_nothing(capsys, run, tmp_path, monkeypatch):
+    from npc.runtime import _quantize
+
+    real = _quantize.evaluate_onnx
+
+    def worse_int8(path, *args, **kwargs):  # the int8 file scores 5 points lower than it does
+        result = real(path, *args, **kwargs)
+        return {**result, "top1": result["top1"] - 0.05} if path.name == "model.int8.onnx" else result
+
+    monkeypatch.setattr(_quantize, "evaluate_onnx", worse_int8)
+    out_file = tmp_path / "model.int8.onnx"
+    code, _, err = run_cli(capsys, "export", run, "--quantize", "int8", "-o", out_file, "--calibration", "16")
+    assert code == 1 and "not written" in err and "top1" in err and "drop 5.00 points" in err
+    assert "--max-drop none" in err and not out_file.exists() and list(tmp_path.iterdir()) == []
+    code, out, err = run_cli(
+        capsys, "export", run, "--quantize", "int8", "-o", out_file, "--calibration", "16", "--max-drop", "none"
+    )
+    assert code == 0 and out_file.is_file()
+
+
+def test_what_int8_cannot_work_with_is_named(capsys, run, tmp_path):
+    code, _, err = run_cli(capsys, "export", run / "model.py", "--quantize", "int8", "-o", tmp_path / "m.onnx")
+    assert code == 2 and "nothing to calibrate int8 on" in err
+    code, _, err = run_cli(capsys, "export", run, "--quantize", "int8", "-o", tmp_path / "m.pt2")
+    assert code == 2 and "ONNX only" in err
+    code, _, err = run_cli(capsys, "export", run, "-o", tmp_path / "m.onnx", "--calibration", "8")
+    assert code == 2 and "--calibration: apply to --quantize int8 only" in err
+    with pytest.raises(SystemExit) as exited:  # argparse's own usage error
+        run_cli(capsys, "export", run, "--quantize", "int8", "-o", tmp_path / "m.onnx", "--max-drop", "x")
+    assert exited.value.code == 2 and "expected a number of points or 'none'" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    (empty / "valid").mkdir()
+    data = tmp_path / "data.yaml"
+    data.write_text(f"data:\n  format: image_folder\n  path:\n    root: {empty}\n    train: {{image: train}}\n")
+    code, _, err = run_cli(capsys, "export", run, "--quantize", "int8", "-o", tmp_path / "m.onnx", "--data", data)
+    assert code != 0 and "Traceback" not in err
+    assert list(tmp_path.glob("*.onnx")) == []
