@@ -2,7 +2,8 @@
 keys, see ``_config.resolve_augmentation``) → stages applied in order to whole batches on the training device:
 runs of kornia transforms (one ``AugmentationSequential`` each, moving segmentation masks, detection boxes and pose
 keypoints with the image) and npc's own batch versions of NetsPresso's ``mosaicdetection``, ``mixing``,
-``hsvjitter`` (YOLOX's HSV gains) and ``randomresize`` (a new square size per batch: multi-scale training).
+``hsvjitter`` (YOLOX's HSV gains), ``randomresize`` (a new square size per batch: multi-scale training) and
+``randomzoomout`` (each sample shrunk onto a filled canvas of its own size).
 
 What enters: a batch as the data pipeline makes it, normalised images ``(B, 3, H, W)`` and the task's target
 (class indices, ``(B, H, W)`` masks, a list of ``{"boxes": (K, 4) x1 y1 x2 y2 pixels, "labels": (K,)}``, or pose
@@ -38,7 +39,13 @@ PIXEL_MAX = 255.0  # NetsPresso's fill/value keys are 0..255 pixel values; npc's
 PREPROCESSING = ("totensor", "normalize")  # npc's data pipeline does these already; they are checked, not run
 SEED_STRIDE = 1_000_003  # a prime: (seed, rank, epoch, step) → one integer without collisions in practice
 FLIPS = ("randomhorizontalflip", "randomverticalflip")
-BATCH_STEPS = ("mosaicdetection", "mixing", "hsvjitter", "randomresize")  # npc's own stages, not kornia modules
+BATCH_STEPS = (
+    "mosaicdetection",
+    "mixing",
+    "hsvjitter",
+    "randomresize",
+    "randomzoomout",
+)  # npc's own stages, not kornia modules
 HUE_DEGREES_PER_STEP = 2.0  # OpenCV's 8-bit hue (the peer's HSVJitter) counts 0..180 for 0..360 degrees
 MIN_MOSAIC_BOX = 1.0  # pixels: narrower or flatter boxes are dropped after a mosaic (YOLOX's rule)
 DATA_KEYS = {
@@ -169,6 +176,8 @@ def _batch_step(
         return _HSVJitter(transform["h_mag"], transform["s_mag"], transform["v_mag"])
     if transform["name"] == "randomresize":
         return _RandomResize.of(transform, task, swap)
+    if transform["name"] == "randomzoomout":
+        return _ZoomOut(transform["fill"], tuple(transform["side_range"]), transform["p"], task)
     if num_classes is None:
         raise RunError(f"{where}: mixing needs the number of classes")  # a caller's bug: _train passes it
     return _Mixing.of(transform, num_classes)
@@ -615,3 +624,60 @@ class _RandomResize:
             return pixels, target
         resize = K.Resize(size, resample=self.interpolation.upper(), antialias=True)
         return _KorniaStage.of([resize], self.task, self.swap)(pixels, target, epoch)
+
+
+@dataclass(frozen=True)
+class _ZoomOut:
+    """NetsPresso's ``randomzoomout`` (torchvision's RandomZoomOut): with probability ``p`` a sample goes to a random
+    place on a canvas ``r`` times its side (``r`` from ``side_range``) filled with ``fill``. npc's batches keep one
+    size, so the canvas comes back to the size at this point (the resize the peer's recipes put after it): the
+    image shrinks by ``1 / r``. Boxes and keypoints move with it; canvas pixels of a mask are ignored (255)."""
+
+    fill: int
+    side_range: tuple[float, float]
+    p: float
+    task: str
+
+    def __call__(self, pixels: torch.Tensor, target: Any, epoch: int) -> tuple[torch.Tensor, Any]:
+        chosen = torch.nonzero(torch.rand(len(pixels)) < self.p).flatten()
+        low, high = self.side_range
+        ratio = low + torch.rand(len(chosen)) * (high - low)
+        place = torch.rand(len(chosen), 2)
+        if not len(chosen):
+            return pixels, target
+        height, width = pixels.shape[-2:]
+        # canvas position of the image's top-left corner, then the canvas scaled back by 1 / r; on pixel indices
+        # (pixel i spans i - 0.5 .. i + 0.5), as warp_affine reads the matrix
+        left, top = (width * ratio - width) * place[:, 0], (height * ratio - height) * place[:, 1]
+        matrix = torch.zeros(len(chosen), 2, 3)
+        matrix[:, 0, 0] = matrix[:, 1, 1] = 1 / ratio
+        matrix[:, 0, 2] = (left + 0.5) / ratio - 0.5
+        matrix[:, 1, 2] = (top + 0.5) / ratio - 0.5
+        matrix = matrix.to(pixels)
+        from kornia.geometry.transform import warp_affine
+
+        out = pixels.clone()
+        fill = pixels.new_full((3,), self.fill / PIXEL_MAX)
+        out[chosen] = warp_affine(pixels[chosen], matrix, (height, width), padding_mode="fill", fill_value=fill)
+        return out, self._moved(target, chosen, matrix, (height, width))
+
+    def _moved(self, target: Any, chosen: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> Any:
+        from kornia.geometry.transform import warp_affine
+
+        if self.task == "segmentation":
+            shifted = (target[chosen].unsqueeze(1) + MASK_SHIFT).to(matrix.dtype)
+            moved = target.clone()
+            moved[chosen] = _unshift_masks(warp_affine(shifted, matrix, size, mode="nearest")[:, 0])
+            return moved
+        if self.task == "detection":
+            moved = list(target)
+            for row, index in enumerate(chosen.tolist()):
+                boxes = _warp_boxes(target[index]["boxes"].to(matrix.dtype), matrix[row], size[1], size[0])
+                moved[index] = {**target[index], "boxes": boxes}
+            return moved
+        if self.task == "pose_estimation":  # shrinking keeps every keypoint on the image: visibility stays
+            moved = target.clone()
+            xy = target[chosen][..., :2].to(matrix.dtype)
+            moved[chosen, :, :2] = (xy @ matrix[:, :, :2].transpose(1, 2) + matrix[:, None, :, 2]).to(target.dtype)
+            return moved
+        return target

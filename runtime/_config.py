@@ -532,6 +532,7 @@ TRANSFORM_DEFAULTS: dict[str, dict[str, Any]] = {
     "mixing": {"mixup": None, "cutmix": None, "inplace": False},
     "hsvjitter": {"h_mag": 5, "s_mag": 30, "v_mag": 30},  # YOLOX's (the peer's COCO recipes)
     "randomresize": {"stride": 32, "random_range": 5, "interpolation": "bilinear"},  # base_size: the input size
+    "randomzoomout": {"fill": 0, "side_range": [1.0, 4.0], "p": 0.5},  # torchvision's RandomZoomOut defaults
     "totensor": {"pixel_range": 1.0},
     "normalize": {},  # mean/std left out: the data's own
 }
@@ -686,6 +687,8 @@ def _misplaced_transforms(transforms: list[dict[str, Any]], task: str, phase: st
         name, here = transform["name"], f"/{phase}/{index}"
         if task not in TASK_TRANSFORMS.get(name, (task,)):
             problems.append((here + "/name", f"{name} is for {' and '.join(TASK_TRANSFORMS[name])}; not {task}"))
+        if name == "randomzoomout" and transform["side_range"][0] > transform["side_range"][1]:
+            problems.append((here + "/side_range", f"{transform['side_range']}: [min, max] with min <= max"))
         if name != "mixing":
             continue
         if index != len(transforms) - 1:

@@ -297,6 +297,7 @@ TRAIN_TRANSFORMS = (
     "mosaicdetection",
     "hsvjitter",
     "randomresize",
+    "randomzoomout",
     "mixing",
     "totensor",
     "normalize",
@@ -377,6 +378,14 @@ _TRANSFORM_KEYS: dict[str, dict[str, Any]] = {
         "h_mag": _doc({"type": "integer", "minimum": 0, "maximum": 180}, "hue shift bound, OpenCV units (0..180)"),
         "s_mag": _doc({"type": "integer", "minimum": 0, "maximum": 255}, "saturation shift bound (0..255)"),
         "v_mag": _doc({"type": "integer", "minimum": 0, "maximum": 255}, "value shift bound (0..255)"),
+    },
+    "randomzoomout": {
+        "fill": _PIXEL,
+        "side_range": _doc(
+            {"type": "array", "items": {"type": "number", "minimum": 1}, "minItems": 2, "maxItems": 2},
+            "[min, max] canvas side as a multiple of the image's (>= 1)",
+        ),
+        "p": _PROBABILITY,
     },
     "randomresize": {
         "base_size": _SIZE,

@@ -109,7 +109,7 @@ def test_the_peers_yolox_recipe_shape_trains(capsys, tmp_path):
         assert len(list(csv.DictReader(handle))) == 2
 
 
-def test_a_resumed_run_replays_hsvjitter_and_randomresize(tmp_path, write_spec, tiny_model_py):
+def test_a_resumed_run_replays_hsvjitter_randomresize_and_randomzoomout(tmp_path, write_spec, tiny_model_py):
     """Stopped after epoch 1 and resumed: the same jitter and sizes are drawn, so the weights equal a straight run's."""
     from rich.console import Console
 
@@ -124,6 +124,7 @@ def test_a_resumed_run_replays_hsvjitter_and_randomresize(tmp_path, write_spec, 
         spec.read_text()
         + "augmentation:\n  train:\n    - {name: hsvjitter, h_mag: 5, s_mag: 30, v_mag: 30}\n"
         + "    - {name: randomresize, base_size: 16, stride: 4, random_range: 1}\n"
+        + "    - {name: randomzoomout, side_range: [1.0, 2.0], p: 0.5}\n"
     )
 
     def run(out, **kwargs):
@@ -137,3 +138,44 @@ def test_a_resumed_run_replays_hsvjitter_and_randomresize(tmp_path, write_spec, 
     split, _ = load_weights(tmp_path / "split" / "last.safetensors")
     for key, value in straight.items():
         torch.testing.assert_close(split[key], value, rtol=0, atol=1e-6, msg=key)
+
+
+def _red_square(count: int = 2, box=(8, 4, 24, 20)) -> torch.Tensor:
+    x1, y1, x2, y2 = box
+    pixels = torch.zeros(count, 3, SIDE, SIDE)
+    pixels[:, 0, y1:y2, x1:x2] = 1.0
+    return pixels * 2 - 1  # normalised with mean = std = 0.5
+
+
+def test_randomzoomout_shrinks_each_chosen_image_onto_a_filled_canvas_with_its_boxes():
+    augment = _augment([{"name": "randomzoomout", "fill": 0, "side_range": [2.0, 2.0], "p": 1.0}], "detection")
+    target = [{"boxes": torch.tensor([[8.0, 4.0, 24.0, 20.0]]), "labels": torch.tensor([1])} for _ in range(2)]
+    out, moved = augment(_red_square(), target, epoch=0, step=0)
+    for image, entry in zip(out, moved, strict=True):
+        x1, y1, x2, y2 = entry["boxes"][0].tolist()
+        assert (x2 - x1, y2 - y1) == pytest.approx((8.0, 8.0), abs=1e-4)  # half the side: a canvas twice as large
+        red = (image[0] > 0).nonzero()  # the square's pixels, where the box now says
+        assert (
+            red[:, 1].min() >= x1 - 1 and red[:, 1].max() <= x2 and red[:, 0].min() >= y1 - 1 and red[:, 0].max() <= y2
+        )
+        assert int((image[0] > 0).sum()) == pytest.approx(64, abs=16)  # 16x16 red pixels became about 8x8
+
+
+def test_randomzoomout_ignores_the_canvas_in_masks_and_moves_keypoints():
+    augment = _augment([{"name": "randomzoomout", "side_range": [2.0, 2.0], "p": 1.0}], "segmentation")
+    masks = torch.ones(2, SIDE, SIDE, dtype=torch.long)
+    _, moved = augment(_red_square(), masks, epoch=0, step=0)
+    assert ((moved == 1).sum(dim=(1, 2)) == SIDE * SIDE // 4).all() and set(moved.unique().tolist()) == {1, 255}
+    augment = _augment([{"name": "randomzoomout", "side_range": [2.0, 2.0], "p": 1.0}], "pose_estimation")
+    keypoints = torch.tensor([[[8.0, 4.0, 1.0], [23.0, 19.0, 1.0]]]).repeat(2, 1, 1)  # the square's corner pixels
+    out, moved = augment(_red_square(), keypoints, epoch=0, step=0)
+    for image, points in zip(out, moved, strict=True):
+        (x1, y1, _), (x2, y2, _) = points.tolist()
+        assert x2 - x1 == pytest.approx(7.5) and y2 - y1 == pytest.approx(7.5)
+        assert image[0, round(y1), round(x1)] > -1 and points[:, 2].tolist() == [1.0, 1.0]
+
+
+def test_randomzoomout_at_probability_zero_changes_nothing():
+    augment = _augment([{"name": "randomzoomout", "p": 0.0}], "classification")
+    images = _images()
+    assert torch.equal(augment(images, torch.zeros(6, dtype=torch.long), epoch=0, step=0)[0], images)
