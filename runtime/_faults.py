@@ -262,11 +262,18 @@ class CheckpointClock:
 # --- non-finite losses -----------------------------------------------------------------------------------------
 
 
-def nonfinite_message(total: float, parts: dict[str, float], epoch: int, step: int, last_good: str) -> str:
-    """``epoch`` and ``step`` 1-based; ``parts`` the unweighted loss terms; ``last_good`` the state to go back to."""
-    bad = [f"{name} = {value}" for name, value in parts.items() if not math.isfinite(value)]
-    terms = ", ".join(bad) if bad else f"the weighted sum = {total} (every term is finite: check the weights)"
+def nonfinite_message(
+    total: float, parts: dict[str, float], epoch: int, step: int, last_good: str, *, elsewhere: bool = False
+) -> str:
+    """``epoch`` and ``step`` 1-based; ``parts`` the unweighted loss terms; ``last_good`` the state to go back to;
+    ``elsewhere``: this process's loss was finite, another torchrun process's was not."""
+    if elsewhere:
+        what = f"the loss became non-finite on another process at epoch {epoch}, step {step}"
+    else:
+        bad = [f"{name} = {value}" for name, value in parts.items() if not math.isfinite(value)]
+        terms = ", ".join(bad) if bad else f"the weighted sum = {total} (every term is finite: check the weights)"
+        what = f"the loss became {total} at epoch {epoch}, step {step} ({terms})"
     return (
-        f"the loss became {total} at epoch {epoch}, step {step} ({terms}); last good checkpoint: {last_good}. "
-        "Lower training.optimizer.lr or set training.max_norm (training.on_nonfinite: skip skips such steps)"
+        f"{what}; last good checkpoint: {last_good}. Lower training.optimizer.lr or set training.max_norm "
+        "(training.on_nonfinite: skip skips such steps)"
     )

@@ -613,9 +613,8 @@ def _forward(run: _Run, images: torch.Tensor, target: Any) -> tuple[torch.Tensor
 def _nonfinite(run: _Run, loss: torch.Tensor | None, parts: dict[str, float], epoch: int, step: int) -> None:
     """``training.on_nonfinite``: stop with a message, or leave the step out (the weights stay as they were)."""
     total = float(loss.detach()) if loss is not None else math.nan
-    if loss is not None and math.isfinite(total):
-        parts, total = {"(on another process)": math.nan}, math.nan
-    message = nonfinite_message(total, parts, epoch + 1, step + 1, run.last_good)
+    elsewhere = math.isfinite(total)  # under torchrun: another process's loss went non-finite
+    message = nonfinite_message(total, parts, epoch + 1, step + 1, run.last_good, elsewhere=elsewhere)
     if run.training.get("on_nonfinite", "stop") != "skip":
         raise RunError(message)
     run.optimizer.zero_grad(set_to_none=True)
@@ -764,6 +763,8 @@ def _stop(run: _Run, progress: _Progress, *, save: bool) -> None:
 def _resume_hint(config: RunConfig, options: TrainOptions, run_dir: Path) -> str:
     """The command that continues this run: the one that started it (when known) with --resume."""
     words = shlex.split(options.command) if options.command else []
+    if len(words) <= 2 and sys.argv[1:2] == ["train"]:  # started as `python -m npc train ...`: the same arguments
+        words = ["npc", *sys.argv[1:]]
     if "--resume" in words[:-1]:  # a resumed run stopped again: the same command still does
         return shlex.join(words)
     if len(words) > 2:
