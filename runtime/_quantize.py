@@ -183,13 +183,14 @@ def _quantize(fp32: Path, int8: Path, images: list[torch.Tensor]) -> list[str]:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    model = onnx.load(str(fp32))
+    prepared = _prepared(fp32)
+    model = onnx.load(str(prepared))
     name = model.graph.input[0].name
     excluded = _float_only_nodes(model)
     try:
         with _quiet_root_logger():
             quantize_static(
-                str(fp32),
+                str(prepared),
                 str(int8),
                 _Reader(name, images),
                 quant_format=QuantFormat.QDQ,
@@ -203,6 +204,26 @@ def _quantize(fp32: Path, int8: Path, images: list[torch.Tensor]) -> list[str]:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise RunError(f"int8 quantisation failed: {type(exc).__name__}: {first}") from None
     return sorted({reason for _, reason in excluded})
+
+
+def _prepared(fp32: Path) -> Path:
+    """onnxruntime's pre-processing of the fp32 graph (its basic optimisations and shape inference) beside it.
+
+    The TorchScript exporter leaves Identity nodes between a conv and its activation; quantised as they are, each
+    conv keeps its own QuantizeLinear/DequantizeLinear pair and onnxruntime cannot fuse them into one int8 conv
+    (measured on resnet50-classification, one thread: int8 slower than fp32; after pre-processing 3x faster)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = fp32.with_name(f"{fp32.stem}.prepared.onnx")
+    try:
+        with _quiet_root_logger():
+            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises plain exceptions naming the node
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RunError(
+            f"int8 quantisation: onnxruntime's pre-processing failed: {type(exc).__name__}: {first}"
+        ) from None
+    return prepared
 
 
 @contextlib.contextmanager
