@@ -12,16 +12,12 @@ against the small JSON Schemas in ``_schema``; every problem of every file comes
 from __future__ import annotations
 
 import copy
-import difflib
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
 
 from ..spec import (
     Diagnostic,
@@ -34,6 +30,7 @@ from ..spec import (
     resolve_expressions,
     validate,
 )
+from ..spec._explain import explain
 from ..spec._validate import StrictValidator
 from ._schema import AUGMENTATION_SCHEMA, DATA_SCHEMA, ENVIRONMENT_SCHEMA, LOGGING_SCHEMA, TASKS, TRAINING_SCHEMA
 
@@ -729,78 +726,10 @@ def _check(validator: Draft202012Validator, value: Any, source: Source, base: st
     out: list[Diagnostic] = []
     seen: set[tuple[str, str]] = set()
     for error in validator.iter_errors(value):
-        for pointer, message in _explain(error, base):
+        for pointer, message in explain(error, base):
             if (pointer, message) in seen:
                 continue
             seen.add((pointer, message))
             line, col = source.position(pointer) or (None, None)
             out.append(Diagnostic(source.path, pointer, message, line, col, "schema"))
     return out
-
-
-def _pointer(base: str, path: Any) -> str:
-    pointer = base
-    for token in path:
-        pointer += "/" + str(token).replace("~", "~0").replace("/", "~1")
-    return pointer
-
-
-def _explain(error: ValidationError, base: str) -> Iterator[tuple[str, str]]:
-    if error.validator in ("anyOf", "oneOf") and error.context:
-        # the branch that got furthest explains best
-        best = max(error.context, key=lambda e: len(e.absolute_path))
-        if len(best.absolute_path) > len(error.absolute_path):
-            yield from _explain(best, base)
-            return
-    pointer = _pointer(base, error.absolute_path)
-    kind = error.validator
-    if kind == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        for key in sorted(set(error.instance) - set(allowed)):
-            yield _pointer(pointer, [key]), _unknown_key(key, allowed)
-    elif kind == "enum":
-        choices = error.validator_value
-        message = f"{error.instance!r} is not allowed"
-        hint = _closest(error.instance, [c for c in choices if isinstance(c, str)])
-        if hint:
-            message += f"; did you mean {hint!r}?"
-        yield pointer, message + f" (allowed: {', '.join(map(str, choices))})"
-    elif kind == "const":
-        yield pointer, f"must be {error.validator_value!r}"
-    elif kind == "type":
-        expected = error.validator_value
-        expected = [expected] if isinstance(expected, str) else expected
-        got = "null" if error.instance is None else f"{_json_type(error.instance)} {error.instance!r}"
-        yield pointer, f"expected {' or '.join(expected)}, got {got}"
-    elif kind == "required":
-        missing = re.findall(r"'([^']+)' is a required property", error.message)
-        yield pointer, f"missing required key {missing[0]!r}" if missing else error.message
-    elif kind in _BOUNDS:
-        yield pointer, f"must be {_BOUNDS[kind]} {error.validator_value}, got {error.instance!r}"
-    elif kind in ("minItems", "maxItems"):
-        yield pointer, f"expected {'at least' if kind == 'minItems' else 'at most'} {error.validator_value} item(s)"
-    elif kind == "anyOf":
-        yield pointer, f"expected a list or a mapping of class names, got {_json_type(error.instance)}"
-    else:
-        yield pointer, error.message
-
-
-_BOUNDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
-
-
-def _unknown_key(key: str, allowed: list[str]) -> str:
-    message = f"unknown key {key!r}"
-    hint = _closest(key, allowed)
-    if hint:
-        message += f"; did you mean {hint!r}?"
-    return message + f" (allowed: {', '.join(allowed)})"
-
-
-def _closest(word: Any, choices: list[str]) -> str | None:
-    matches = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
-def _json_type(value: Any) -> str:
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)

@@ -12,20 +12,16 @@ from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import ValidationError
 
 from ..compiler import _registry as registry
 from ..schemas import build_schema
 from ._diagnostics import Diagnostic
+from ._explain import explain
 from ._load import Source, pointer_join
-from ._migrate import RENAMED_COMPONENTS, RENAMED_PARAMS
 
 __all__ = ["StrictValidator", "late_problems", "validate"]
 
 Problem = tuple[str, str]  # (JSON pointer, message)
-
-# Lists of allowed values are printed only when they are short enough to read.
-MAX_LISTED_CHOICES = 12
 
 
 def _is_integer(checker: Any, instance: Any) -> bool:
@@ -133,109 +129,7 @@ def _locate(source: Source, pointer: str, message: str, code: str) -> Diagnostic
 
 def _schema_problems(document: Any) -> Iterator[Problem]:
     for error in _validator().iter_errors(document):
-        yield from _explain(error)
-
-
-def _pointer(path: Any) -> str:
-    pointer = ""
-    for token in path:
-        pointer = pointer_join(pointer, token)
-    return pointer
-
-
-def _explain(error: ValidationError) -> Iterator[Problem]:
-    pointer = _pointer(error.absolute_path)
-    kind = error.validator
-    if kind == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        for key in sorted(set(error.instance) - set(allowed)):
-            yield pointer_join(pointer, key), _unknown_key(key, allowed)
-    elif kind == "enum":
-        yield pointer, _not_in_enum(error.instance, error.validator_value, pointer)
-    elif kind == "const":
-        yield pointer, f"must be {error.validator_value!r}"
-    elif kind == "type":
-        yield pointer, _wrong_type(error.instance, error.validator_value)
-    elif kind == "required":
-        missing = re.findall(r"'([^']+)' is a required property", error.message)
-        yield pointer, f"missing required key {missing[0]!r}" if missing else error.message
-    elif kind == "not" and pointer == "/model":
-        yield (
-            pointer_join(pointer, "fx_model_checkpoint"),
-            ("only one of checkpoint and fx_model_checkpoint may have a value; remove one of them"),
-        )
-    else:
-        yield pointer, error.message
-
-
-# Keys older NetsPresso configs used, with today's name (see _migrate.py, which rewrites them).
-OLD_KEYS = {
-    **RENAMED_PARAMS,
-    "fx_model_path": "fx_model_checkpoint",
-    "plane": "channels",
-    "layers": "num_blocks",
-}
-
-
-def _unknown_key(key: str, allowed: list[str]) -> str:
-    renamed = OLD_KEYS.get(key)
-    if renamed not in allowed and key != "fx_model_path":  # the name was not this component's
-        renamed = None
-    hint = registry.closest(key, allowed)
-    message = f"unknown key {key!r}"
-    if renamed:
-        message += f"; an older NetsPresso name (now {renamed!r}): `npc migrate FILE` rewrites the file"
-    elif hint:
-        message += f"; did you mean {hint!r}?"
-    if allowed and len(allowed) <= MAX_LISTED_CHOICES:
-        message += f" (allowed: {', '.join(allowed)})"
-    return message
-
-
-def _not_in_enum(value: Any, choices: list[Any], pointer: str) -> str:
-    names = [c for c in choices if isinstance(c, str)]
-    what = _component_kind(pointer)
-    message = f"unknown {what} {value!r}" if what else f"{value!r} is not allowed"
-    hint = registry.closest(str(value), names) if isinstance(value, str) else None
-    if what and isinstance(value, str) and value in RENAMED_COMPONENTS:
-        message += f"; an older NetsPresso name (now {RENAMED_COMPONENTS[value]!r}): `npc migrate FILE` rewrites it"
-    elif hint:
-        message += f"; did you mean {hint!r}?"
-    if len(choices) <= MAX_LISTED_CHOICES or what:
-        message += f" (allowed: {', '.join(repr(c) if not isinstance(c, str) else c for c in choices)})"
-    return message
-
-
-def _component_kind(pointer: str) -> str | None:
-    match = re.fullmatch(r"/model/architecture/(backbone|neck|head|full)/name", pointer)
-    if match:
-        return match.group(1)
-    if re.fullmatch(r"/model/losses/\d+/criterion", pointer):
-        return "loss"
-    return None
-
-
-_JSON_TYPES = {
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    str: "string",
-    list: "array",
-    dict: "object",
-    type(None): "null",
-}
-
-
-def _wrong_type(value: Any, expected: str | list[str]) -> str:
-    expected = [expected] if isinstance(expected, str) else expected
-    if "number" in expected and isinstance(value, str) and value.lower().lstrip("+-.") in ("inf", "nan"):
-        return f"must be a finite number, got {value!r}"
-    got = _JSON_TYPES.get(type(value), type(value).__name__)
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-    message = f"expected {' or '.join(expected)}, got {got} {shown}"
-    if "integer" in expected and isinstance(value, float) and value.is_integer():
-        message += f"; write {int(value)} (in an expression: round(...) or int(...))"
-    return message
+        yield from explain(error)
 
 
 # --- semantic rules ----------------------------------------------------------------------------------------

@@ -150,3 +150,19 @@ def test_a_command_without_its_extra_names_the_extra_to_install(tmp_path):
         [sys.executable, "-m", "npc", "validate", str(spec)], capture_output=True, text=True, env=env, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_same_mistake_reads_the_same_under_validate_and_train(tmp_path):
+    """Regression: `training.epochs: 0` was "0 is less than the minimum of 1" under validate and "must be >= 1,
+    got 0" under train; one explainer (spec/_explain.py) words every schema error for every command."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "model:\n  task: classification\n  name: tiny\n  architecture:\n"
+        "    backbone: {name: resnet, params: {block_type: basicblock}, stage_params: [{channels: 8, num_blocks: 1}]}\n"
+        "    head: {name: fc}\n  losses:\n    - {criterion: cross_entropy}\ntraining:\n  epochs: 0\n"
+    )
+    expected = f"{spec}:10:3: /training/epochs: must be >= 1, got 0"
+    validate, train = npc("validate", str(spec)), npc("train", str(spec), "--out", str(tmp_path / "run"))
+    assert (validate.returncode, train.returncode) == (1, 1)
+    assert expected in validate.stderr and expected in train.stderr
+    assert not (tmp_path / "run").exists()
