@@ -10,7 +10,7 @@ from typing import Any
 
 from ..compiler import _registry as registry
 from ..compiler._postprocess import POSTPROCESSOR_PARAMS
-from ..runtime._schema import AUGMENTATION_SCHEMA, DATA_SCHEMA, TRAINING_SCHEMA
+from ..runtime._schema import AUGMENTATION_SCHEMA, DATA_SCHEMA, ENVIRONMENT_SCHEMA, LOGGING_SCHEMA, TRAINING_SCHEMA
 
 __all__ = ["SCHEMA_ID", "build_schema"]
 
@@ -140,6 +140,10 @@ def build_schema() -> dict[str, Any]:
             "augmentation": _section(
                 AUGMENTATION_SCHEMA, "Training-time augmentation, NetsPresso transform names (see docs/runtime.md)."
             ),
+            "environment": _section(
+                ENVIRONMENT_SCHEMA, "Seed, workers, devices and batch size, as NetsPresso's environment.yaml."
+            ),
+            "logging": _section(LOGGING_SCHEMA, "Run folder, logs and what is saved, as NetsPresso's logging.yaml."),
             "vars": {
                 "type": ["object", "null"],
                 "description": 'Named values that "=..." formulas elsewhere in the file may use; resolved and '
@@ -151,6 +155,9 @@ def build_schema() -> dict[str, Any]:
         "$defs": defs,
     }
 
+
+# The run sections a spec file may carry beside `model:` (what `npc train` reads from it or from its own files).
+RUN_SECTIONS = ("training", "data", "augmentation", "environment", "logging")
 
 EXPRESSION = {
     "type": "string",
@@ -170,7 +177,7 @@ def editor_schema() -> dict[str, Any]:
     defs = schema["$defs"]
     for name, definition in defs.items():
         defs[name] = _accepting_expressions(definition)
-    for name in ("training", "data", "augmentation"):  # the runtime sections, embedded whole
+    for name in RUN_SECTIONS:  # the runtime sections, embedded whole
         schema["properties"][name] = _accepting_expressions(schema["properties"][name])
     defs["expression"] = EXPRESSION
     return schema

@@ -166,3 +166,20 @@ def test_the_same_mistake_reads_the_same_under_validate_and_train(tmp_path):
     assert (validate.returncode, train.returncode) == (1, 1)
     assert expected in validate.stderr and expected in train.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_validate_accepts_the_environment_and_logging_sections_train_reads(tmp_path):
+    """A spec may carry every run section npc train reads (as NetsPresso's six files hold them); validate checks
+    them with the same schema and words, instead of refusing the section."""
+    spec = tmp_path / "spec.yaml"
+    model = (
+        "model:\n  task: classification\n  name: tiny\n  architecture:\n"
+        "    backbone: {name: resnet, params: {block_type: basicblock}, stage_params: [{channels: 8, num_blocks: 1}]}\n"
+        "    head: {name: fc}\n  losses:\n    - {criterion: cross_entropy}\n"
+    )
+    spec.write_text(model + "environment:\n  seed: 1\n  batch_size: 16\nlogging:\n  tensorboard: false\n")
+    assert npc("validate", str(spec)).returncode == 0
+    spec.write_text(model + "environment:\n  batch_sizee: 16\n")
+    result = npc("validate", str(spec))
+    assert result.returncode == 1
+    assert "/environment/batch_sizee: unknown key 'batch_sizee'; did you mean 'batch_size'?" in result.stderr
