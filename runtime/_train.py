@@ -3,10 +3,12 @@ device, or under ``torchrun`` in WORLD_SIZE processes with DistributedDataParall
 
 Each epoch ends with, in this order: ``best.safetensors`` (when the epoch beats the best so far by NetsPresso's
 ``best_model_criterion``: the validation loss by default, or the task's metric), ``last.safetensors``,
-``metrics.csv``, ``training_state.pt`` — each written atomically, so
-an interruption at any point leaves a run folder that resumes from the last completed epoch. With a fixed seed on
-CPU, a resumed run ends with the same weights as an uninterrupted one: shuffling draws from a generator re-seeded
-from (seed, epoch), and the global RNG states are saved and restored.
+``metrics.csv``, ``training_state.pt`` — each written atomically, so a crash at any point leaves a run folder that
+resumes from the last saved state. ``training_state.pt`` is also written mid-epoch, with the position within the
+epoch, by ``training.checkpoint_every`` and when SIGTERM/SIGINT stop the run after its current step (see
+``_faults``). With a fixed seed on CPU, a resumed run ends with the same weights as an uninterrupted one: shuffling
+draws from a generator re-seeded from (seed, epoch), a resumed epoch skips the batches already trained, and the
+global RNG states are saved and restored.
 
 Under torchrun every process builds the same model from the same seed (DDP broadcasts rank 0's weights anyway),
 shuffles with the same (seed, epoch) permutation and trains on its ``rank::world_size`` share of each global batch

@@ -61,7 +61,7 @@ def test_sigterm_at_seeded_moments_stops_cleanly_and_resumes_bit_identical(tmp_p
     reference, _ = load_weights(tmp_path / "reference" / "last.safetensors")
 
     rng = random.Random(18)
-    moments = [duration * (0.02 + 0.93 * rng.random()) for _ in range(SIGNALS)]
+    moments = [duration * (0.02 + 0.85 * rng.random()) for _ in range(SIGNALS)]
     mid_epoch = 0
     for index, moment in enumerate(moments):
         out = tmp_path / f"stopped-{index}"
@@ -72,7 +72,8 @@ def test_sigterm_at_seeded_moments_stops_cleanly_and_resumes_bit_identical(tmp_p
             time.sleep(0.05)
             process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=300)
-        if process.returncode == 0:  # it finished before the signal landed: nothing to resume
+        if "stopped by SIGTERM" not in err:  # it finished (or was exiting) before the signal landed
+            assert process.returncode in (0, -signal.SIGTERM), err[-2000:]
             _assert_same_weights(reference, out, f"signal {index} (late)")
             continue
         # 143; or killed by the doubled signal's default action once train() had saved, unlocked and given the
@@ -85,6 +86,7 @@ def test_sigterm_at_seeded_moments_stops_cleanly_and_resumes_bit_identical(tmp_p
         mid_epoch += bool(state["progress"]["step"])
         _finish([sys.executable, "-m", "npc", *resume[1:]])  # the command the message gives, as printed
         _assert_same_weights(reference, out, f"signal {index} at {moment:.1f}s")
+    print(f"SIGTERM: {mid_epoch} of {SIGNALS} stops saved mid-epoch")  # the figure docs/runtime.md reports
     assert mid_epoch >= SIGNALS // 2, f"only {mid_epoch} of {SIGNALS} signals stopped a run mid-epoch"
 
 
