@@ -38,7 +38,7 @@ from torch import nn
 from ..compiler._provenance import locate, module_path_of_onnx_node, provenance_map
 from ._checkpoint import apply_weights, load_weights
 from ._errors import EXIT_USAGE, RunError
-from ._fuse import fuse_bn_
+from ._fuse import fuse_bn_, merge_repconv_
 from ._summary import DEFAULT_NUM_CLASSES, LoadedTarget, build_model, default_side, load_target
 
 __all__ = [
@@ -94,6 +94,7 @@ class ExportReport:
     seconds: float
     num_classes: int
     fused: int = 0  # (conv, BatchNorm) pairs folded
+    reparameterised: int = 0  # RepConv blocks merged into one conv
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -306,7 +307,10 @@ def export_model(
     notes: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> ExportReport:
-    """Export ``model`` (eval mode, weights loaded) to ``output`` in ``options.format``, verified; atomic."""
+    """Export ``model`` (eval mode, weights loaded) to ``output`` in ``options.format``, verified; atomic.
+
+    For ONNX (and with ``fuse``) ``model`` is re-parameterised in place first (RepConv merged); the verification
+    compares with its outputs from before."""
     if options.format not in FORMATS:
         raise RunError(f"unknown export format {options.format!r} (choose from {', '.join(FORMATS)})", EXIT_USAGE)
     started = time.perf_counter()
@@ -335,7 +339,11 @@ def export_model(
                 f"forward pass on a {tuple(check.shape)} input failed: {type(exc).__name__}: {first} "
                 "(try another --input-size)"
             ) from None
-    fused = 0
+    fused = merged = 0
+    if options.format == "onnx" or options.fuse:  # inference files are re-parameterised, as the peer's deploy()
+        merged = merge_repconv_(model)
+        if merged:
+            notes.append(f"merged {merged} RepConv block(s) (3x3 + 1x1 + identity) into one 3x3 conv each")
     if options.fuse:
         fused = fuse_bn_(model)
         notes.append(f"folded {fused} BatchNorm layer(s) into the conv before them")
@@ -377,6 +385,7 @@ def export_model(
         seconds=round(time.perf_counter() - started, 3),
         num_classes=int(metadata.get("num_classes", 0)),
         fused=fused,
+        reparameterised=merged,
         notes=notes,
     )
 

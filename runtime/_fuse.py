@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["FUSE_SOURCE", "fuse_bn_"]
+__all__ = ["FUSE_SOURCE", "fuse_bn_", "merge_repconv_"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -119,6 +119,79 @@ def _fold(conv: nn.Module, norm: nn.Module) -> None:
     weight = conv.weight * factor.reshape([-1] + [1] * (conv.weight.dim() - 1))
     conv.weight = nn.Parameter(weight.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)
     conv.bias = nn.Parameter(((bias - norm.running_mean) * factor + shift).to(conv.weight.dtype))
+
+
+def merge_repconv_(model: nn.Module) -> int:
+    """Merge each RepVGG-style ``RepConv`` (GELAN, YOLOv9: a 3x3 conv-BN + a 1x1 conv-BN + an optional identity BN,
+    summed, then activated) into one 3x3 conv with bias followed by the activation, in place; returns how many.
+
+    Each branch is an affine map of the same input, so their sum is one: the 1x1 kernel sits at the centre of a
+    3x3 one, the identity is a 3x3 kernel with 1 at the centre of each channel's own slice, and each branch's
+    BatchNorm folds into its kernel (eval-mode statistics). Only the layout npc emits is merged (stride 1, no
+    groups or dilation, "same" padding); anything else is left as it is.
+    """
+    model.eval()
+    merged = 0
+    for name, module in list(model.named_modules()):
+        branches = _repconv_branches(module)
+        if branches is None:
+            continue
+        weight, bias = _merged_kernel(*branches)
+        conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, bias=True)
+        with torch.no_grad():
+            conv.weight.copy_(weight)
+            conv.bias.copy_(bias)
+        _replace(model, name, nn.Sequential(conv, module.act))
+        merged += 1
+    return merged
+
+
+def _repconv_branches(module: nn.Module):
+    """(3x3 conv, its norm, 1x1 conv, its norm, identity norm or None) of an npc RepConv, else None."""
+    if type(module).__name__ != "RepConv" or not hasattr(module, "act"):
+        return None
+    try:
+        conv3, norm3 = module.conv1.block.conv, module.conv1.block.norm
+        conv1, norm1 = module.conv2.block.conv, module.conv2.block.norm
+    except AttributeError:
+        return None
+    identity = getattr(module, "rbr_identity", None)
+    shapes_ok = (
+        conv3.kernel_size == (3, 3)
+        and conv3.padding == (1, 1)
+        and conv1.kernel_size == (1, 1)
+        and conv1.padding == (0, 0)
+        and all(c.stride == (1, 1) and c.groups == 1 and c.dilation == (1, 1) for c in (conv3, conv1))
+        and conv3.in_channels == conv3.out_channels == conv1.in_channels == conv1.out_channels
+    )
+    norms_ok = all(_foldable(c, n) for c, n in ((conv3, norm3), (conv1, norm1))) and (
+        identity is None or (type(identity) is nn.BatchNorm2d and identity.num_features == conv3.out_channels)
+    )
+    return (conv3, norm3, conv1, norm1, identity) if shapes_ok and norms_ok else None
+
+
+@torch.no_grad()
+def _merged_kernel(conv3, norm3, conv1, norm1, identity) -> tuple[torch.Tensor, torch.Tensor]:
+    weight, bias = _folded(conv3.weight, conv3.bias, norm3)
+    one, one_bias = _folded(conv1.weight, conv1.bias, norm1)
+    weight = weight + nn.functional.pad(one, [1, 1, 1, 1])
+    bias = bias + one_bias
+    if identity is not None:
+        channels = conv3.out_channels
+        eye = torch.zeros(channels, channels, 3, 3, dtype=weight.dtype)
+        eye[torch.arange(channels), torch.arange(channels), 1, 1] = 1.0
+        eye_weight, eye_bias = _folded(eye, None, identity)
+        weight, bias = weight + eye_weight, bias + eye_bias
+    return weight, bias
+
+
+def _folded(weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kernel and bias of ``norm(conv(x))`` for a conv with ``weight`` and ``bias`` (eval statistics)."""
+    scale = norm.weight if norm.weight is not None else torch.ones_like(norm.running_mean)
+    shift = norm.bias if norm.bias is not None else torch.zeros_like(norm.running_mean)
+    factor = scale * torch.rsqrt(norm.running_var + norm.eps)
+    base = bias if bias is not None else torch.zeros_like(norm.running_mean)
+    return weight * factor.reshape(-1, 1, 1, 1), (base - norm.running_mean) * factor + shift
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
