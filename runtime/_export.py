@@ -366,7 +366,7 @@ def export_model(
         if bad:
             raise VerificationError(
                 f"{output}: not written: the exported model's {', '.join(bad)} differ(s) from the eager model by up "
-                f"to {max_abs:.3g} (tolerance |diff| <= {options.atol:g} + {options.rtol:g} * |eager|)"
+                f"to {max_abs:.3g} (tolerance |diff| <= {options.atol:g} + {options.rtol:g} * max|eager|)"
             )
 
     _atomic(output, write)

@@ -14,6 +14,12 @@ pytest.importorskip("onnxruntime")
 
 FORMATS = ("onnx", "exported-program", "fx")
 SIDE = 128  # a multiple of 64 (PIDNet's and MobileViT's grids) and large enough for every detector's coarsest level
+SIDES = {
+    "rtmpose-pose_estimation": 256,  # its SimCC head's linear layers are sized for the 256 input
+    # At 128 two of the untrained model's query scores are near-tied, and ONNX's rounding picks another of the
+    # top-k queries than eager (pred differs by 0.125); at 256 the file verifies to 7e-6.
+    "rtdetr-res50-detection": 256,
+}
 EXCEPTIONS = {
     ("efficientformer-l1-detection", "onnx"): (
         "the dynamic-batch file keeps the traced batch size in anchor_decoupled_head's reshape of the last level "
@@ -31,7 +37,8 @@ def test_every_zoo_config_exports_verified(name, fmt, tmp_path):
     from npc.runtime._export import TRAINING_ONLY_OUTPUTS, ExportOptions, export_path
 
     output = tmp_path / f"{name}.{fmt}"
-    options = ExportOptions(format=fmt, input_size=(SIDE, SIDE))
+    side = SIDES.get(name, SIDE)
+    options = ExportOptions(format=fmt, input_size=(side, side))
     if (name, fmt) in EXCEPTIONS:
         with pytest.raises(RunError):
             export_path(zoo.path_of(name), output, options)
@@ -48,5 +55,5 @@ def test_every_zoo_config_exports_verified(name, fmt, tmp_path):
 
 
 def test_the_exceptions_name_zoo_configs():
-    assert {name for name, _ in EXCEPTIONS} <= set(zoo.names())
+    assert {name for name, _ in EXCEPTIONS} | set(SIDES) <= set(zoo.names())
     assert {fmt for _, fmt in EXCEPTIONS} <= set(FORMATS)
