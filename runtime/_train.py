@@ -364,6 +364,13 @@ def _train(
         last_good=f"{resume_path} (where this run resumed)" if state is not None else "none (nothing saved yet)",
     )
     progress = _Progress(start_epoch, **state.get("progress", {})) if state is not None else _Progress()
+    if progress.step and progress.steps_per_epoch != run.steps_per_epoch:
+        raise CheckpointError(
+            f"{resume_path}: was saved {progress.step} steps into an epoch of {progress.steps_per_epoch} steps; this "
+            f"run has {run.steps_per_epoch} per epoch (another batch size or data?): a mid-epoch state resumes only "
+            "with the batch size and data it was saved with"
+        )
+    progress.steps_per_epoch = run.steps_per_epoch
     if state is not None and progress.step:
         run.rng_after_iter = state["rng"]  # creating the epoch's batch iterator draws a seed, as it did before
     elif state is not None:
@@ -438,9 +445,16 @@ class _Progress:
     seen: int = 0  # samples and summed loss of those steps (this process's), for the epoch's train_loss
     loss_sum: float = 0.0
     seconds: float = 0.0  # training time those steps took
+    steps_per_epoch: int = 0  # as the run that saved it had them: a mid-epoch resume must have the same
 
     def state(self) -> dict[str, Any]:
-        return {"step": self.step, "seen": self.seen, "loss_sum": self.loss_sum, "seconds": self.seconds}
+        return {
+            "step": self.step,
+            "seen": self.seen,
+            "loss_sum": self.loss_sum,
+            "seconds": self.seconds,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
 
     def where(self) -> str:
         if not self.step:

@@ -73,3 +73,56 @@ def test_sigkill_at_any_moment_then_resume_gives_the_uninterrupted_weights(tmp_p
         for key, value in reference.items():
             assert torch.equal(resumed[key], value), f"kill {index} at {moment:.1f}s: {key} differs"
         assert not list(out.glob("*.tmp*")), "a temporary file was left behind"
+
+
+TRAINING_EVERY_4 = """training:
+  epochs: 4
+  batch_size: 64
+  seed: 1
+  optimizer: {name: adamw, lr: 0.003, weight_decay: 0.0005, no_bias_decay: true}
+  scheduler: {name: cosine_no_sgdr, warmup_epochs: 1, warmup_bias_lr: 0.0003, min_lr: 0.00001}
+  max_norm: 5.0
+  checkpoint_every: {steps: 4}
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_with_step_checkpoints_resumes_from_the_last_one(tmp_path):
+    """training.checkpoint_every {steps: 4}: 10 kills at seeded moments inside epochs; each resumes from a state at
+    most 4 steps old (a multiple of 4 steps into the run, or an epoch's end) and ends with the uninterrupted run's
+    weights."""
+    (tmp_path / "data.yaml").write_text("data:\n  format: digits\n  image_size: 16\n")
+    (tmp_path / "augmentation.yaml").write_text("augmentation: ~\n")
+    (tmp_path / "training.yaml").write_text(TRAINING_EVERY_4)
+    every_4 = ("--training", str(tmp_path / "training.yaml"))
+    started = time.monotonic()
+    _run(_train_command(tmp_path / "reference", *every_4))
+    duration = time.monotonic() - started
+    reference = _final(tmp_path / "reference")
+
+    rng = random.Random(18)
+    mid_epoch = 0
+    for index in range(KILLS):
+        moment = duration * (0.3 + 0.6 * rng.random())  # past start-up and the first checkpoint, before the end
+        out = tmp_path / f"killed-{index}"
+        process = subprocess.Popen(
+            _train_command(out, *every_4), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(moment)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if not (out / "training_state.pt").exists():  # killed before the first checkpoint: start again
+            _run(_train_command(out, *every_4))
+        else:
+            state = load_training_state(out / "training_state.pt")
+            step = state["progress"]["step"]
+            done = state["epoch"] * state["progress"]["steps_per_epoch"] + step  # steps over the whole run
+            assert step == 0 or done % 4 == 0, f"kill {index}: a state after {done} steps"
+            mid_epoch += step > 0
+            _run(_train_command(out, *every_4, "--resume", str(out)))
+        resumed = _final(out)
+        for key, value in reference.items():
+            assert torch.equal(resumed[key], value), f"kill {index} at {moment:.1f}s: {key} differs"
+        assert not list(out.glob(".*.tmp")), "a temporary file was left behind"
+    print(f"SIGKILL: {mid_epoch} of {KILLS} kills resumed from a mid-epoch state")  # for docs/runtime.md
+    assert mid_epoch >= KILLS // 2, f"only {mid_epoch} of {KILLS} kills resumed from a mid-epoch state"

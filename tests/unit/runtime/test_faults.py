@@ -179,6 +179,17 @@ def test_checkpoint_every_steps_saves_mid_epoch_and_a_crash_loses_at_most_that(
     _assert_same_weights(expected, tmp_path / "run")
 
 
+def test_a_mid_epoch_state_refuses_another_batch_size(tmp_path, write_spec, tiny_model_py, monkeypatch):
+    spec = write_spec(TRAINING, DIGITS_16)
+    _signal_at(monkeypatch, 3)
+    with pytest.raises(Interrupted):
+        _run(spec, tmp_path / "run", tiny_model_py)
+    monkeypatch.undo()
+    other = write_spec(TRAINING.replace("batch_size: 128", "batch_size: 64"), DIGITS_16, name="other.yaml")
+    with pytest.raises(RunError, match=r"saved 4 steps into an epoch of 11 steps; this run has 22 per epoch"):
+        _run(other, tmp_path / "run", tiny_model_py, resume=tmp_path / "run")
+
+
 def test_checkpoint_every_minutes_follows_the_clock(monkeypatch):
     now = [1000.0]
     monkeypatch.setattr(_faults.time, "monotonic", lambda: now[0])
