@@ -85,6 +85,36 @@ def import_source(source: str, name: str, tmp_path: Path):
     return module
 
 
+def write_spec(spec: dict, tmp_path: Path, name: str) -> Path:
+    """A spec dict saved as ``tmp_path/NAME.json``: a file the compiler reads like any other, so errors name it."""
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def compile_dict(spec: dict, tmp_path: Path, name: str, **options) -> str:
+    """The source npc emits for a spec dict (``options`` as for :func:`compile_file`, e.g. ``fuse=True``)."""
+    return compile_file(write_spec(spec, tmp_path, name), **options)
+
+
+def build_dict(
+    spec: dict,
+    tmp_path: Path,
+    name: str,
+    *,
+    module: str | None = None,
+    num_classes: int = 3,
+    train: bool = False,
+    **options,
+):
+    """(source, model) for a spec dict: compiled, imported as ``module`` (default ``name``; it goes into
+    ``sys.modules``, so a family prefix keeps it unique) and built with a few classes, in eval mode unless ``train``
+    (left as ``build_model`` returns it)."""
+    source = compile_dict(spec, tmp_path, name, **options)
+    model = import_source(source, module or name, tmp_path).build_model(num_classes=num_classes)
+    return source, model if train else model.eval()
+
+
 @lru_cache(maxsize=1)
 def peer_results() -> dict[str, dict]:
     """Zoo name -> what NetsPresso Trainer measured for its config (params, trainable, buffers, input, output)."""

@@ -1,12 +1,10 @@
 """efficientformer backbone: a tiny spec compiles, imports and runs for classification and dense tasks; the peer's
 block layout, its GroupNorm-fed stages and its four-stage rule are kept."""
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, import_source
+from helpers import build_dict, write_spec
 
 STAGES = [{"num_blocks": 1, "channels": 4}, {"num_blocks": 1, "channels": 8}]
 STAGES += [{"num_blocks": 1, "channels": 8}, {"num_blocks": 2, "channels": 16}]
@@ -30,19 +28,8 @@ def _spec(task, stages=STAGES, **params):
     }
 
 
-def _write(spec, tmp_path, name):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    return path
-
-
-def _build(spec, tmp_path, name):
-    source = compile_file(_write(spec, tmp_path, name))
-    return source, import_source(source, name, tmp_path).build_model(num_classes=3).eval()
-
-
 def test_classification_averages_the_normed_tokens(tmp_path):
-    _, model = _build(_spec("classification"), tmp_path, "tiny_ef_cls")
+    _, model = build_dict(_spec("classification"), tmp_path, "tiny_ef_cls")
     x = torch.randn(2, 3, 64, 64)
     assert [tuple(f.shape) for f in model.backbone(x)] == [(2, 16)]
     assert model(x)["pred"].shape == (2, 3)
@@ -55,7 +42,7 @@ def test_classification_averages_the_normed_tokens(tmp_path):
 
 
 def test_dense_tasks_normalise_each_stage_and_feed_the_norm_forward(tmp_path):
-    _, model = _build(_spec("segmentation"), tmp_path, "tiny_ef_seg")
+    _, model = build_dict(_spec("segmentation"), tmp_path, "tiny_ef_seg")
     x = torch.randn(1, 3, 64, 96)
     features = model.backbone(x)
     assert [tuple(f.shape) for f in features] == [(1, 4, 16, 24), (1, 8, 8, 12), (1, 8, 4, 6), (1, 16, 2, 3)]
@@ -68,7 +55,7 @@ def test_dense_tasks_normalise_each_stage_and_feed_the_norm_forward(tmp_path):
 
 
 def test_without_attention_blocks_no_attention_code_is_emitted(tmp_path):
-    source, model = _build(_spec("classification", vit_num=0), tmp_path, "tiny_ef_noattn")
+    source, model = build_dict(_spec("classification", vit_num=0), tmp_path, "tiny_ef_noattn")
     assert "MultiHeadAttention" not in source and "Meta3D" not in source
     assert model(torch.randn(1, 3, 32, 32))["pred"].shape == (1, 3)
 
@@ -84,6 +71,6 @@ def test_without_attention_blocks_no_attention_code_is_emitted(tmp_path):
 def test_bad_specs_are_reported_at_the_offending_key(tmp_path, stages, params, pointer):
     from npc.spec import check_file
 
-    _, diagnostics, exit_code = check_file(_write(_spec("classification", stages, **params), tmp_path, "bad"))
+    _, diagnostics, exit_code = check_file(write_spec(_spec("classification", stages, **params), tmp_path, "bad"))
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/backbone{pointer}"]

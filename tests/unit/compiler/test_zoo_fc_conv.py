@@ -5,12 +5,10 @@ ConvLayers (1x1 conv without bias, norm, act), a Dropout, then a ConvLayer with 
 all in ``classifier``.
 """
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, import_source
+from helpers import build_dict, write_spec
 
 WIDTH = 16  # the tiny resnet's pooled feature width
 
@@ -34,10 +32,7 @@ def _spec(head_params):
 
 
 def _head(tmp_path, name, head_params, num_classes=5):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(_spec(head_params)))
-    module = import_source(compile_file(path), name, tmp_path)
-    return module.build_model(num_classes=num_classes).eval()
+    return build_dict(_spec(head_params), tmp_path, name, num_classes=num_classes)[1]
 
 
 def _head_keys(model):
@@ -97,8 +92,7 @@ def test_null_act_and_norm_mean_relu_and_batch_norm(tmp_path):
 def test_unbuildable_params_are_located(tmp_path, head_params, pointer):
     from npc.spec import check_file
 
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(_spec(head_params)))
+    path = write_spec(_spec(head_params), tmp_path, "bad")
     _, diagnostics, exit_code = check_file(path)
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/head{pointer}"]

@@ -1,11 +1,9 @@
 """gelan backbone: tiny specs with every row kind compile, import and run; bad rows are located."""
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, import_source
+from helpers import build_dict, write_spec
 
 # stem 8 ch /2; stage 0: conv /2, ELAN with odd part width; stage 1: AConv /2, RepNCSP-ELAN with identity
 # branches; stage 2: ADown /2, SPP-ELAN with its default hidden width.
@@ -32,15 +30,12 @@ def _spec(task, stages=STAGES, params=None, **architecture):
     }
 
 
-def _compile(spec, tmp_path, name):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    return compile_file(path)
+def _build(spec, tmp_path, name, num_classes):
+    return build_dict(spec, tmp_path, name, module=f"tiny_gelan_{name}", num_classes=num_classes)
 
 
 def test_classification_pools_the_last_stage(tmp_path):
-    source = _compile(_spec("classification", head={"name": "fc"}), tmp_path, "cls")
-    model = import_source(source, "tiny_gelan_cls", tmp_path).build_model(num_classes=5).eval()
+    _, model = _build(_spec("classification", head={"name": "fc"}), tmp_path, "cls", num_classes=5)
     assert [tuple(f.shape) for f in model.backbone(torch.randn(2, 3, 64, 64))] == [(2, 32)]
     assert model(torch.randn(2, 3, 64, 64))["pred"].shape == (2, 5)
     keys = model.state_dict()
@@ -60,11 +55,10 @@ def test_classification_pools_the_last_stage(tmp_path):
 
 def test_only_the_blocks_used_are_emitted(tmp_path):
     stages = [[["conv", 16, 3, 2], ["elan", 16, 16, False]]]
-    source = _compile(_spec("classification", stages, head={"name": "fc"}), tmp_path, "small")
+    source, model = _build(_spec("classification", stages, head={"name": "fc"}), tmp_path, "small", num_classes=2)
     assert "class ELAN" in source
     for name in ("RepNCSPELAN", "RepConv", "AConv", "ADown", "SPPELAN", "return_stage_idx"):
         assert name not in source
-    model = import_source(source, "tiny_gelan_small", tmp_path).build_model(num_classes=2).eval()
     assert model(torch.randn(1, 3, 16, 16))["pred"].shape == (1, 2)
 
 
@@ -76,8 +70,7 @@ def test_detection_returns_the_selected_stages(tmp_path):
     spec = _spec("detection", params={"return_stage_idx": [1, 2]}, neck={"name": "fpn", "params": {"num_outs": 2}})
     spec["model"]["architecture"]["head"] = head
     spec["model"]["losses"] = [{"criterion": "retinanet_loss"}]
-    source = _compile(spec, tmp_path, "det")
-    model = import_source(source, "tiny_gelan_det", tmp_path).build_model(num_classes=3).eval()
+    _, model = _build(spec, tmp_path, "det", num_classes=3)
     features = model.backbone(torch.randn(1, 3, 64, 64))
     assert [tuple(f.shape) for f in features] == [(1, 24, 8, 8), (1, 32, 4, 4)]
 
@@ -95,8 +88,7 @@ def test_detection_returns_the_selected_stages(tmp_path):
 def test_bad_rows_are_reported_at_the_offending_entry(tmp_path, stages, pointer):
     from npc.spec import check_file
 
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(_spec("classification", stages, head={"name": "fc"})))
+    path = write_spec(_spec("classification", stages, head={"name": "fc"}), tmp_path, "bad")
     _, diagnostics, exit_code = check_file(path)
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/backbone{pointer}"]

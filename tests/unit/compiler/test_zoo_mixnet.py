@@ -1,11 +1,9 @@
 """mixnet backbone: a tiny spec compiles, imports and runs for every task shape; bad group splits are located."""
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, import_source
+from helpers import build_dict, write_spec
 
 
 def _stage(expansion, out_channels, num_blocks, kernel_sizes, exp_groups, poi_groups, strides, act, se):
@@ -46,10 +44,7 @@ def _spec(task, stages=STAGES, params=PARAMS, **architecture):
 
 
 def _build(spec, tmp_path, name, num_classes=3):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    source = compile_file(path)
-    return source, import_source(source, f"tiny_mixnet_{name}", tmp_path).build_model(num_classes=num_classes)
+    return build_dict(spec, tmp_path, name, module=f"tiny_mixnet_{name}", num_classes=num_classes, train=True)
 
 
 def test_classification_pools_the_1536_channel_last_conv(tmp_path):
@@ -122,8 +117,7 @@ def test_without_expansion_squeeze_excitation_or_dropout_none_is_emitted(tmp_pat
 def test_bad_group_splits_are_reported_at_the_offending_entry(tmp_path, stages, pointer):
     from npc.spec import check_file
 
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(_spec("classification", stages, head={"name": "fc"})))
+    path = write_spec(_spec("classification", stages, head={"name": "fc"}), tmp_path, "bad")
     _, diagnostics, exit_code = check_file(path)
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/backbone{pointer}"]

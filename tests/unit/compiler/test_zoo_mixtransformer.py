@@ -1,12 +1,10 @@
 """mixtransformer backbone (SegFormer's MiT): a tiny spec compiles, imports and runs for classification and
 segmentation; sequence reduction and the peer's key layout are kept; bad stages are located."""
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, import_source
+from helpers import build_dict, write_spec
 
 
 def _stage(width, heads, patch, stride, ratio, blocks=1):
@@ -39,19 +37,8 @@ def _spec(task, head, stages=STAGES):
     }
 
 
-def _write(spec, tmp_path, name):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    return path
-
-
-def _build(spec, tmp_path, name):
-    source = compile_file(_write(spec, tmp_path, name))
-    return import_source(source, name, tmp_path).build_model(num_classes=3).eval()
-
-
 def test_segmentation_gets_every_stage(tmp_path):
-    model = _build(_spec("segmentation", SEGMENTATION_HEAD), tmp_path, "tiny_mit_seg")
+    _, model = build_dict(_spec("segmentation", SEGMENTATION_HEAD), tmp_path, "tiny_mit_seg")
     x = torch.randn(1, 3, 32, 48)
     assert [tuple(f.shape) for f in model.backbone(x)] == [(1, 8, 8, 12), (1, 12, 4, 6)]
     assert model(x)["pred"].shape == (1, 3, 8, 12)
@@ -63,7 +50,7 @@ def test_segmentation_gets_every_stage(tmp_path):
 
 
 def test_classification_averages_the_last_stage(tmp_path):
-    model = _build(_spec("classification", {"name": "fc"}), tmp_path, "tiny_mit_cls")
+    _, model = build_dict(_spec("classification", {"name": "fc"}), tmp_path, "tiny_mit_cls")
     x = torch.randn(2, 3, 32, 32)
     last = model.backbone.encoder_modules[1](model.backbone.encoder_modules[0](x))
     torch.testing.assert_close(model.backbone(x)[0], last.mean(dim=(2, 3)))
@@ -74,7 +61,7 @@ def test_pose_estimation_is_rejected(tmp_path):
     from npc.spec import check_file
 
     spec = _spec("pose_estimation", {"name": "rtmcc"})
-    _, diagnostics, exit_code = check_file(_write(spec, tmp_path, "pose"))
+    _, diagnostics, exit_code = check_file(write_spec(spec, tmp_path, "pose"))
     assert exit_code == 1
     assert any("pose_estimation" in d.message and "mixtransformer" in d.message for d in diagnostics)
 
@@ -83,7 +70,7 @@ def test_width_not_divisible_by_heads_is_reported_at_the_stage(tmp_path):
     from npc.spec import check_file
 
     stages = [STAGES[0], _stage(10, 4, 3, 2, 1)]
-    _, diagnostics, exit_code = check_file(_write(_spec("classification", {"name": "fc"}, stages), tmp_path, "bad"))
+    _, diagnostics, exit_code = check_file(write_spec(_spec("classification", {"name": "fc"}, stages), tmp_path, "bad"))
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == ["/model/architecture/backbone/stage_params/1/attention_chananels"]
 
@@ -94,5 +81,5 @@ def test_only_the_spelling_the_peer_reads_is_accepted(tmp_path, spelling):
 
     stage = {**STAGES[0]}
     stage[spelling] = stage.pop("attention_chananels")
-    _, _, exit_code = check_file(_write(_spec("classification", {"name": "fc"}, [stage]), tmp_path, "spelling"))
+    _, _, exit_code = check_file(write_spec(_spec("classification", {"name": "fc"}, [stage]), tmp_path, "spelling"))
     assert exit_code == 1

@@ -1,11 +1,9 @@
 """mobilenetv3 backbone: a tiny spec compiles, imports and runs for every task shape; bad stage lists are located."""
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, import_source
+from helpers import build_dict, write_spec
 
 
 def _stage(in_channels, out_channels, expanded, strides, use_se, act="hard_swish"):
@@ -42,15 +40,13 @@ def _spec(task, stages=STAGES, **architecture):
     }
 
 
-def _compile(spec, tmp_path, name):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    return compile_file(path)
+def _build(spec, tmp_path, name, num_classes):
+    return build_dict(spec, tmp_path, name, module=f"tiny_mobilenetv3_{name}", num_classes=num_classes)
 
 
 def test_classification_pools_the_widened_last_stage(tmp_path):
-    source = _compile(_spec("classification", head={"name": "fc", "params": {"num_layers": 1}}), tmp_path, "cls")
-    model = import_source(source, "tiny_mobilenetv3_cls", tmp_path).build_model(num_classes=5).eval()
+    spec = _spec("classification", head={"name": "fc", "params": {"num_layers": 1}})
+    _, model = _build(spec, tmp_path, "cls", num_classes=5)
     features = model.backbone(torch.randn(2, 3, 32, 32))
     assert [tuple(f.shape) for f in features] == [(2, 12 * 6)]  # the final 1x1 conv widens 6x
     assert model(torch.randn(2, 3, 32, 32))["pred"].shape == (2, 5)
@@ -71,8 +67,7 @@ def test_dense_tasks_get_every_stage(tmp_path):
         head={"name": "all_mlp_decoder", "params": {"intermediate_channels": 16, "classifier_dropout_prob": 0.0}},
     )
     spec["model"]["losses"] = [{"criterion": "seg_cross_entropy", "ignore_index": 255}]
-    source = _compile(spec, tmp_path, "seg")
-    model = import_source(source, "tiny_mobilenetv3_seg", tmp_path).build_model(num_classes=3).eval()
+    _, model = _build(spec, tmp_path, "seg", num_classes=3)
     features = model.backbone(torch.randn(1, 3, 32, 32))
     assert [tuple(f.shape) for f in features] == [(1, 8, 8, 8), (1, 72, 4, 4)]
     assert model(torch.randn(1, 3, 32, 32))["pred"].shape == (1, 3, 8, 8)
@@ -80,9 +75,8 @@ def test_dense_tasks_get_every_stage(tmp_path):
 
 def test_without_squeeze_excitation_no_se_code_is_emitted(tmp_path):
     stages = [_stage([8], [16], [32], [2], [False], act="relu6")]
-    source = _compile(_spec("classification", stages, head={"name": "fc"}), tmp_path, "nose")
+    source, model = _build(_spec("classification", stages, head={"name": "fc"}), tmp_path, "nose", num_classes=2)
     assert "SqueezeExcitation" not in source and "use_se" not in source
-    model = import_source(source, "tiny_mobilenetv3_nose", tmp_path).build_model(num_classes=2).eval()
     assert model(torch.randn(1, 3, 16, 16))["pred"].shape == (1, 2)
 
 
@@ -96,8 +90,7 @@ def test_without_squeeze_excitation_no_se_code_is_emitted(tmp_path):
 def test_inconsistent_stages_are_reported_at_the_offending_entry(tmp_path, stages, pointer):
     from npc.spec import check_file
 
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(_spec("classification", stages, head={"name": "fc"})))
+    path = write_spec(_spec("classification", stages, head={"name": "fc"}), tmp_path, "bad")
     _, diagnostics, exit_code = check_file(path)
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/backbone{pointer}"]

@@ -1,11 +1,9 @@
 """mobilenetv4 backbone: tiny specs compile, import and run for every task; bad rows are located."""
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, import_source
+from helpers import build_dict, write_spec
 
 PARAMS = {
     "stem_out_channel": 8,
@@ -53,10 +51,7 @@ def _spec(task, stages=STAGES, **architecture):
 
 
 def _model(spec, tmp_path, name, num_classes=5):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    source = compile_file(path)
-    return source, import_source(source, f"tiny_mobilenetv4_{name}", tmp_path).build_model(num_classes).eval()
+    return build_dict(spec, tmp_path, name, module=f"tiny_mobilenetv4_{name}", num_classes=num_classes)
 
 
 def test_classification_pools_the_final_conv_of_the_last_stage(tmp_path):
@@ -101,8 +96,7 @@ def test_detection_defaults_to_the_last_stage(tmp_path):
 
     neck = {"name": "fpn", "params": {"num_outs": 4}}  # one level in, three pooled levels on top
     spec = _spec("detection", neck=neck, head={"name": "anchor_decoupled_head"})
-    path = tmp_path / "det.json"
-    path.write_text(json.dumps(spec))
+    path = write_spec(spec, tmp_path, "det")
     backbone, fpn, _ = components(compile_graph(load_spec(path)))
     assert [(f.channels, f.stride) for f in backbone.built.outputs] == [(24, 16)]
     assert [(f.channels, f.stride) for f in fpn.built.outputs] == [(24, 16), (24, 32), (24, 64), (24, 128)]
@@ -148,8 +142,7 @@ def test_query_pooling_restores_the_resolution(tmp_path):
 def test_bad_rows_are_reported_at_the_offending_item(tmp_path, stages, params, pointer):
     from npc.spec import check_file
 
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(_spec("classification", stages, params=params, head={"name": "fc"})))
+    path = write_spec(_spec("classification", stages, params=params, head={"name": "fc"}), tmp_path, "bad")
     _, diagnostics, exit_code = check_file(path)
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/backbone{pointer}"]

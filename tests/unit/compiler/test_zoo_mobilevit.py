@@ -1,11 +1,9 @@
 """mobilevit backbone: a tiny spec compiles, imports and runs; the peer's dilation quirks hold; bad stages fail."""
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, import_source
+from helpers import build_dict, write_spec
 
 
 def _mv2(out_channels, num_blocks, stride, ratio):
@@ -52,10 +50,7 @@ def _spec(stages=STAGES, **params):
 
 
 def _build(spec, tmp_path, name):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    source = compile_file(path)
-    return source, import_source(source, f"tiny_mobilevit_{name}", tmp_path).build_model(num_classes=5).eval()
+    return build_dict(spec, tmp_path, name, module=f"tiny_mobilevit_{name}", num_classes=5)
 
 
 def test_classification_pools_the_widened_last_stage(tmp_path):
@@ -114,8 +109,7 @@ def test_dilation_follows_the_peer(tmp_path):
 def test_bad_stages_are_reported_at_the_offending_entry(tmp_path, stages, params, pointer):
     from npc.spec import check_file
 
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(_spec(stages, **params)))
+    path = write_spec(_spec(stages, **params), tmp_path, "bad")
     _, diagnostics, exit_code = check_file(path)
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/backbone{pointer}"]

@@ -1,10 +1,8 @@
 """pidnet full model: both variants compile, import and run; the emitted model subclasses the family's class."""
 
-import json
-
 import torch
 
-from helpers import compile_file, import_source
+from helpers import build_dict
 
 
 def _spec(**params):
@@ -21,10 +19,7 @@ def _spec(**params):
 
 
 def _build(spec, tmp_path, name, **options):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    source = compile_file(path, **options)
-    return source, import_source(source, f"tiny_pidnet_{name}", tmp_path).build_model(num_classes=3).eval()
+    return build_dict(spec, tmp_path, name, module=f"tiny_pidnet_{name}", **options)
 
 
 def _output_shapes(model, size):

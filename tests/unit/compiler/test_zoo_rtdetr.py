@@ -1,11 +1,9 @@
 """rtdetr_hybrid_encoder neck and rtdetr_head on a tiny resnet: compile, import, forward; bad wiring is located."""
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, import_source
+from helpers import build_dict, write_spec
 
 NECK = {
     "hidden_dim": 16,
@@ -46,10 +44,7 @@ def _spec(return_stage_idx=(1, 2, 3), neck=None, head=None):
 
 
 def _build(tmp_path, name, **overrides):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(_spec(**overrides)))
-    source = compile_file(path)
-    return source, import_source(source, f"tiny_rtdetr_{name}", tmp_path).build_model(num_classes=3)
+    return build_dict(_spec(**overrides), tmp_path, name, module=f"tiny_rtdetr_{name}", train=True)
 
 
 def test_eval_forward_returns_the_top_queries(tmp_path):
@@ -121,8 +116,7 @@ def test_fixed_anchors_and_extra_levels(tmp_path):
 def test_bad_wiring_is_reported_at_its_pointer(tmp_path, overrides, pointer, message):
     from npc.spec import check_file
 
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(_spec(**overrides)))
+    path = write_spec(_spec(**overrides), tmp_path, "bad")
     _, diagnostics, exit_code = check_file(path)
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == [pointer]

@@ -1,11 +1,9 @@
 """rtmcc head: a tiny pose spec compiles, imports and runs; flags emit only what they need; bad params are located."""
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, compile_problem, import_source
+from helpers import build_dict, compile_problem, write_spec
 
 # One mobilenetv3 stage at stride 4 (stem 2 x block 2) whose last map is widened to 8 * 6 = 48 channels.
 BACKBONE = {
@@ -50,15 +48,8 @@ def _spec(**head):
     }
 
 
-def _write(spec, tmp_path, name):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    return path
-
-
 def _model(tmp_path, name, num_classes=5, **head):
-    source = compile_file(_write(_spec(**head), tmp_path, name))
-    return source, import_source(source, f"tiny_rtmcc_{name}", tmp_path).build_model(num_classes=num_classes)
+    return build_dict(_spec(**head), tmp_path, name, module=f"tiny_rtmcc_{name}", num_classes=num_classes, train=True)
 
 
 def test_predicts_x_then_y_bins_per_keypoint(tmp_path):
@@ -104,7 +95,7 @@ def test_one_keypoint_with_relative_bias_works(tmp_path):
 
 
 def test_a_wrong_backbone_stride_is_reported_at_the_param(tmp_path):
-    pointer, problem = compile_problem(_write(_spec(backbone_stride=2, target_size=[16, 12]), tmp_path, "stride"))
+    pointer, problem = compile_problem(write_spec(_spec(backbone_stride=2, target_size=[16, 12]), tmp_path, "stride"))
     assert pointer == "/model/architecture/head/params/backbone_stride" and "at stride 4" in problem
 
 
@@ -120,6 +111,6 @@ def test_a_wrong_backbone_stride_is_reported_at_the_param(tmp_path):
 def test_bad_params_are_reported_at_the_param(tmp_path, head, pointer):
     from npc.spec import check_file
 
-    _, diagnostics, exit_code = check_file(_write(_spec(**head), tmp_path, "bad"))
+    _, diagnostics, exit_code = check_file(write_spec(_spec(**head), tmp_path, "bad"))
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/head{pointer}"]

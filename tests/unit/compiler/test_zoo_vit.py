@@ -1,11 +1,9 @@
 """vit backbone: a tiny spec compiles, imports and runs; the class token and the position table behave as the peer's."""
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, import_source
+from helpers import build_dict, write_spec
 
 
 def _spec(**params):
@@ -32,10 +30,7 @@ def _spec(**params):
 
 
 def _build(tmp_path, name, **params):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(_spec(**params)))
-    source = compile_file(path)
-    return source, import_source(source, name, tmp_path).build_model(num_classes=5).eval()
+    return build_dict(_spec(**params), tmp_path, name, num_classes=5)
 
 
 def test_class_token_model_runs_and_keeps_the_peer_keys(tmp_path):
@@ -77,8 +72,7 @@ def test_position_codes_are_sines_and_cosines(tmp_path):
 def test_bad_widths_are_reported_at_attention_channels(tmp_path, params, message):
     from npc.spec import check_file
 
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(_spec(**params)))
+    path = write_spec(_spec(**params), tmp_path, "bad")
     _, diagnostics, exit_code = check_file(path)
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == ["/model/architecture/backbone/params/attention_channels"]

@@ -3,13 +3,12 @@
 shufflenetv2 has fixed widths (0.5x is the smallest), so "tiny" means a small input and a narrow neck.
 """
 
-import json
 import math
 
 import pytest
 import torch
 
-from helpers import compile_file, import_source
+from helpers import build_dict, write_spec
 
 ANCHORS = [[10.0, 13.0], [30.0, 61.0]]  # one anchor per level
 
@@ -34,15 +33,8 @@ def _detection_spec(anchors=ANCHORS, **architecture):
     return spec
 
 
-def _write(spec, tmp_path, name):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    return path
-
-
 def _model(spec, tmp_path, name, num_classes):
-    source = compile_file(_write(spec, tmp_path, name))
-    return source, import_source(source, f"tiny_fastest_{name}", tmp_path).build_model(num_classes=num_classes).eval()
+    return build_dict(spec, tmp_path, name, module=f"tiny_fastest_{name}", num_classes=num_classes)
 
 
 def test_detection_predicts_box_objectness_and_classes_per_anchor(tmp_path):
@@ -120,7 +112,7 @@ def test_unbuildable_combinations_are_located(tmp_path, architecture, pointer, m
 
     spec = _detection_spec(**architecture)
     spec["model"]["architecture"] = {k: v for k, v in spec["model"]["architecture"].items() if v is not None}
-    _, diagnostics, exit_code = check_file(_write(spec, tmp_path, "bad"))
+    _, diagnostics, exit_code = check_file(write_spec(spec, tmp_path, "bad"))
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == [pointer]
     assert message in diagnostics[0].message
@@ -137,6 +129,6 @@ def test_unbuildable_combinations_are_located(tmp_path, architecture, pointer, m
 def test_bad_anchors_are_reported_at_the_offending_level(tmp_path, anchors, pointer):
     from npc.spec import check_file
 
-    _, diagnostics, exit_code = check_file(_write(_detection_spec(anchors), tmp_path, "bad"))
+    _, diagnostics, exit_code = check_file(write_spec(_detection_spec(anchors), tmp_path, "bad"))
     assert exit_code == 1
     assert f"/model/architecture/head{pointer}" in [d.pointer for d in diagnostics]

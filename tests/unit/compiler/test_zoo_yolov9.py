@@ -1,11 +1,9 @@
 """yolov9fpn neck and yolo_detection_head on a tiny gelan: compile, import, one forward; bad wiring is located."""
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, compile_problem, import_source
+from helpers import build_dict, compile_problem, write_spec
 
 # stem 8 ch /2; stages at strides 4, 8, 16, 32; the last three go to the neck.
 STAGES = [
@@ -48,16 +46,13 @@ def _spec(return_stage_idx=(1, 2, 3), neck=None, head=None):
     }
 
 
-def _compile(spec, tmp_path, name):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    return compile_file(path)
+def _build(spec, tmp_path, name, num_classes):
+    return build_dict(spec, tmp_path, name, module=f"tiny_yolov9_{name}", num_classes=num_classes)
 
 
 def test_three_levels_in_three_predictions_out(tmp_path):
-    source = _compile(_spec(), tmp_path, "aconv")
+    source, model = _build(_spec(), tmp_path, "aconv", num_classes=3)
     assert "class ADown" not in source
-    model = import_source(source, "tiny_yolov9_aconv", tmp_path).build_model(num_classes=3).eval()
     with torch.no_grad():
         features = model.neck(model.backbone(torch.randn(1, 3, 32, 32)))
         pred = model.head(features)["pred"]
@@ -77,9 +72,8 @@ def test_three_levels_in_three_predictions_out(tmp_path):
 
 def test_adown_and_many_classes_widen_as_the_peer_does(tmp_path):
     spec = _spec(neck={"bu_type": "adown"}, head={"use_group": False, "act_type": "relu"})
-    source = _compile(spec, tmp_path, "adown")
+    source, model = _build(spec, tmp_path, "adown", num_classes=40)
     assert "class ADown" in source and "class AConv" in source  # AConv still downsamples in the backbone
-    model = import_source(source, "tiny_yolov9_adown", tmp_path).build_model(num_classes=40).eval()
     keys = model.state_dict()
     assert keys["neck.bu_conv_p3_to_p4.conv1.block.conv.weight"].shape == (6, 8, 3, 3)  # ADown halves
     assert keys["head.heads.0.cls_convs.0.block.conv.weight"].shape == (80, 16, 3, 3)  # 2 * 40 classes
@@ -94,8 +88,7 @@ def test_adown_and_many_classes_widen_as_the_peer_does(tmp_path):
     [((2, 3), "exactly three feature maps"), ((0, 2, 3), "twice as coarse")],
 )
 def test_the_neck_rejects_other_inputs_at_its_own_pointer(tmp_path, return_stage_idx, message):
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(_spec(return_stage_idx)))
+    path = write_spec(_spec(return_stage_idx), tmp_path, "bad")
     pointer, problem = compile_problem(path)  # npc validate reports it (it runs channel/stride inference)
     assert pointer == "/model/architecture/neck" and message in problem
 
@@ -103,8 +96,7 @@ def test_the_neck_rejects_other_inputs_at_its_own_pointer(tmp_path, return_stage
 def test_odd_widths_under_adown_are_reported_at_the_param(tmp_path):
     from npc.spec import check_file
 
-    path = tmp_path / "odd.json"
-    path.write_text(json.dumps(_spec(neck={"bu_type": "adown", "p3_to_p4_channels": 11})))
+    path = write_spec(_spec(neck={"bu_type": "adown", "p3_to_p4_channels": 11}), tmp_path, "odd")
     _, diagnostics, exit_code = check_file(path)
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == ["/model/architecture/neck/params/p3_to_p4_channels"]

@@ -5,12 +5,10 @@ outputs have YOLOX's layout, the depthwise variant only appears when asked for, 
 reported at the right place.
 """
 
-import json
-
 import pytest
 import torch
 
-from helpers import compile_file, compile_problem, import_source
+from helpers import build_dict, compile_dict, compile_problem, write_spec
 
 NUM_CLASSES = 3
 
@@ -29,19 +27,12 @@ def _spec(*, task="detection", depthwise=False, dep_mul=0.33, wid_mul=0.125, act
     return {"model": {"task": task, "name": "tiny_yolox", "architecture": architecture}}
 
 
-def _write(tmp_path, name, **kwargs):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(_spec(**kwargs)))
-    return path
-
-
 def _compile(tmp_path, name, **kwargs):
-    return compile_file(_write(tmp_path, name, **kwargs))
+    return compile_dict(_spec(**kwargs), tmp_path, name)
 
 
 def _model(tmp_path, name, **kwargs):
-    module = import_source(_compile(tmp_path, name, **kwargs), name, tmp_path)
-    return module.build_model(num_classes=NUM_CLASSES).eval()
+    return build_dict(_spec(**kwargs), tmp_path, name, num_classes=NUM_CLASSES)[1]
 
 
 def test_tiny_depthwise_detector_runs_with_yolox_layout(tmp_path):
@@ -77,9 +68,8 @@ def test_depths_follow_the_peer_rounding(tmp_path):
 
 
 def test_plain_variant_emits_no_separable_conv_and_traces(tmp_path):
-    source = _compile(tmp_path, "yolox_plain")
+    source, model = build_dict(_spec(), tmp_path, "yolox_plain", num_classes=NUM_CLASSES)
     assert "DepthwiseSeparableConv" not in source
-    model = import_source(source, "yolox_plain", tmp_path).build_model(num_classes=NUM_CLASSES).eval()
     traced = torch.fx.symbolic_trace(model)
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
@@ -97,8 +87,7 @@ def test_classification_pools_dark5(tmp_path):
 def test_too_narrow_backbone_is_located(tmp_path):
     from npc.spec import check_file
 
-    path = tmp_path / "narrow.json"
-    path.write_text(json.dumps(_spec(wid_mul=0.01)))  # int(0.01 * 64) == 0 channels
+    path = write_spec(_spec(wid_mul=0.01), tmp_path, "narrow")  # int(0.01 * 64) == 0 channels
     _, diagnostics, exit_code = check_file(path)
     assert exit_code == 1
     assert [d.pointer for d in diagnostics] == ["/model/architecture/backbone/params/wid_mul"]
@@ -119,5 +108,5 @@ def test_neck_rejects_levels_it_cannot_fuse(tmp_path, return_stage_idx, dilate_l
         "params": {"block_type": "bottleneck", "return_stage_idx": return_stage_idx},
         "stage_params": stages,
     }
-    pointer, problem = compile_problem(_write(tmp_path, "bad_levels", backbone=resnet))
+    pointer, problem = compile_problem(write_spec(_spec(backbone=resnet), tmp_path, "bad_levels"))
     assert pointer == "/model/architecture/neck" and message in problem
