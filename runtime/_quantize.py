@@ -97,31 +97,37 @@ def quantize_path(
         int8 = Path(folder) / "model.int8.onnx"
         excluded = _quantize(fp32, int8, calibration)
         _stamp_int8(int8, len(calibration), options.seed, excluded)
-        fp32_metrics = evaluate_onnx(fp32, data, target, options.batch_size)
-        int8_metrics = evaluate_onnx(int8, data, target, options.batch_size)
-        names = [m for m in METRICS[config.spec.task] if fp32_metrics.get(m) is not None]
-        drop = {m: round(100 * (fp32_metrics[m] - (int8_metrics[m] or 0.0)), 4) for m in names}
-        report = QuantizeReport(
-            output=str(output),
-            bytes=int8.stat().st_size,
-            fp32_bytes=fp32.stat().st_size,
-            task=config.spec.task,
-            data=data.description,
-            calibration_images=len(calibration),
-            evaluated_images=int(fp32_metrics["samples"]),
-            metrics=names,
-            fp32={m: fp32_metrics[m] for m in names},
-            int8={m: int8_metrics[m] for m in names},
-            drop=drop,
-            max_drop=options.max_drop,
-            seconds=0.0,
-            export_max_abs_diff=exported.max_abs_diff,
-            notes=notes + [f"left in float: {', '.join(excluded)}"] * bool(excluded),
-        )
+        report = _measured(fp32, int8, data, target, options, output=output, task=config.spec.task)
+        report.calibration_images = len(calibration)
+        report.export_max_abs_diff = exported.max_abs_diff
+        report.notes = notes + [f"left in float: {', '.join(excluded)}"] * bool(excluded)
         _refuse_if_worse(report)
         _copy_atomic(int8, output)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _measured(fp32: Path, int8: Path, data, target, options: QuantizeOptions, *, output: Path, task: str):
+    """Both files evaluated on the validation split: the report without the calibration facts."""
+    fp32_metrics = evaluate_onnx(fp32, data, target, options.batch_size)
+    int8_metrics = evaluate_onnx(int8, data, target, options.batch_size)
+    names = [m for m in METRICS[task] if fp32_metrics.get(m) is not None]
+    return QuantizeReport(
+        output=str(output),
+        bytes=int8.stat().st_size,
+        fp32_bytes=fp32.stat().st_size,
+        task=task,
+        data=data.description,
+        calibration_images=0,
+        evaluated_images=int(fp32_metrics["samples"]),
+        metrics=names,
+        fp32={m: fp32_metrics[m] for m in names},
+        int8={m: int8_metrics[m] for m in names},
+        drop={m: round(100 * (fp32_metrics[m] - (int8_metrics[m] or 0.0)), 4) for m in names},
+        max_drop=options.max_drop,
+        seconds=0.0,
+        export_max_abs_diff=0.0,
+    )
 
 
 # --- data ----------------------------------------------------------------------------------------------------------
@@ -166,16 +172,13 @@ def _calibration_images(data, count: int, seed: int) -> list[torch.Tensor]:
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader protocol: one ``{input: batch}`` per call, then None."""
+    """onnxruntime's CalibrationDataReader protocol: one ``{input: batch}`` per call, then None (read once)."""
 
     def __init__(self, name: str, images: list[torch.Tensor]) -> None:
         self.feeds = iter([{name: image.numpy()} for image in images])
 
     def get_next(self) -> dict[str, Any] | None:
         return next(self.feeds, None)
-
-    def rewind(self) -> None:  # pragma: no cover - quantize_static reads each image once
-        raise NotImplementedError
 
 
 def _quantize(fp32: Path, int8: Path, images: list[torch.Tensor]) -> list[str]:
