@@ -38,6 +38,7 @@ __all__ = [
     "model_source",
     "takes_training_targets",
     "training_targets_feeder",
+    "unused_in_training",
 ]
 
 
@@ -246,6 +247,32 @@ def _check_detection_output(out: Any, num_classes: int, batch: int, path: str | 
 def takes_training_targets(model: nn.Module) -> bool:
     """Whether a module of ``model`` (RT-DETR's head) builds part of its training forward from the ground truth."""
     return any(callable(getattr(m, "set_training_targets", None)) for m in model.modules())
+
+
+def unused_in_training(model: nn.Module, input_size: tuple[int, int]) -> list[str]:
+    """Parameters one training forward at ``input_size`` leaves without a gradient, e.g. EfficientFormer's final
+    norm under a detection neck, kept for the peer's state_dict. DistributedDataParallel must be told of them
+    (``find_unused_parameters``) or it waits for their gradients forever; found on a ``meta`` copy, so the model's
+    weights and running statistics are untouched and nothing is computed."""
+    import copy
+
+    probe = copy.deepcopy(model).to("meta").train()
+    outputs = probe(torch.zeros(1, 3, *input_size, device="meta"))
+    total = sum(tensor.float().sum() for tensor in _tensors(outputs) if tensor.requires_grad)
+    if isinstance(total, torch.Tensor):
+        total.backward()
+    return [name for name, p in probe.named_parameters() if p.requires_grad and p.grad is None]
+
+
+def _tensors(value: Any):
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item)
 
 
 def training_targets_feeder(model: nn.Module) -> Callable[[Any, tuple[int, int]], None]:

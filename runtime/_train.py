@@ -77,6 +77,7 @@ from ._load_model import (
     model_source,
     takes_training_targets,
     training_targets_feeder,
+    unused_in_training,
 )
 from ._losses import build_loss
 from ._metrics import LABELS, METRICS, PRIMARY, evaluate, to_device
@@ -302,12 +303,14 @@ def _train(
     )
     net = model  # the model itself: EMA, evaluation and the saved weights use it, never the DDP wrapper
     if place.enabled:
-        # RT-DETR's denoising embedding takes no part in a step whose batch has no boxes, and that can happen on
-        # one rank only: DDP must then not wait for its gradient (find_unused_parameters costs a graph walk).
+        # DDP must not wait for gradients that never come (find_unused_parameters costs a graph walk, so only then):
+        # RT-DETR's denoising embedding takes no part in a step whose batch has no boxes, on one rank only; and
+        # some peer architectures keep parameters a training forward never reaches (EfficientFormer's final norm
+        # under a detection neck).
+        sample_size = tuple(valid_set[0][0].shape[-2:])
+        unused = takes_training_targets(net) or bool(unused_in_training(net, sample_size))
         model = DistributedDataParallel(
-            net,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=takes_training_targets(net),
+            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused
         )
     valid_loader = DataLoader(
         valid_set,

@@ -10,6 +10,7 @@ import torch
 
 from helpers import EXAMPLES, compile_file, import_source
 from npc.runtime._config import pose_input_size
+from npc.runtime._load_model import unused_in_training
 from npc.spec import load_spec
 
 # Small inputs keep the test fast; every family accepts these (MobileViT needs a multiple of 64).
@@ -49,3 +50,5 @@ def test_every_parameter_gets_a_gradient_from_one_training_step(path, tmp_path):
     assert without == UNUSED_IN_TRAINING.get(path.stem, set())
     non_finite = [name for name, p in model.named_parameters() if p.grad is not None and not p.grad.isfinite().all()]
     assert non_finite == []
+    # What npc train finds on a meta copy before wrapping the model in DDP agrees with the real step.
+    assert set(unused_in_training(model, (height, width))) == without

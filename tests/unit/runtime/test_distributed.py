@@ -199,3 +199,46 @@ def test_rtdetr_trains_under_torchrun_when_one_process_gets_no_boxes(tmp_path):
     output = _torchrun(spec, "--out", tmp_path / "run", "--no-tensorboard", cwd=tmp_path)
     assert "2 processes (gloo, 1 images each per step)" in output
     assert load_training_state(tmp_path / "run")["epoch"] == 2
+
+
+def test_a_model_with_parameters_a_training_step_never_reaches_trains_under_torchrun(tmp_path):
+    """EfficientFormer keeps its final norm (the peer's state_dict) though a detection neck reads the stages, so a
+    training step leaves it without a gradient. DDP would wait for it forever; npc train finds such parameters on a
+    meta copy first and turns on find_unused_parameters."""
+    from PIL import Image
+
+    from npc.runtime._shapes import generate_shapes
+
+    shapes = generate_shapes(4, 64, seed=1)
+    for folder in ("images", "labels"):
+        (tmp_path / folder).mkdir()
+    for index, picture in enumerate(shapes.images):
+        Image.fromarray(picture).save(tmp_path / "images" / f"{index}.png")
+        (tmp_path / "labels" / f"{index}.txt").write_text("0 0.5 0.5 0.3 0.3\n")
+    spec = tmp_path / "efficientformer.yaml"
+    spec.write_text(
+        textwrap.dedent(
+            """\
+            model:
+              task: detection
+              name: ddp_efficientformer
+              architecture:
+                backbone:
+                  name: efficientformer
+                  params: {num_attention_heads: 2, attention_channels: 8, attention_value_expansion_ratio: 2,
+                           vit_num: 1}
+                  stage_params: [{num_blocks: 1, channels: 4}, {num_blocks: 1, channels: 8},
+                                 {num_blocks: 1, channels: 8}, {num_blocks: 1, channels: 16}]
+                neck: {name: fpn, params: {num_outs: 4, start_level: 0, end_level: -1, add_extra_convs: false}}
+                head: {name: anchor_decoupled_head, params: {num_layers: 1}}
+              losses:
+                - criterion: retinanet_loss
+            training: {epochs: 1, batch_size: 2, seed: 1, num_workers: 0, optimizer: {name: adamw, lr: 0.001}}
+            """
+        )
+        + f"data:\n  path: {{root: {tmp_path}, train: {{image: images, label: labels}},"
+        + " valid: {image: images, label: labels}}\n  id_mapping: [shape]\n  image_size: 64\n"
+    )
+    output = _torchrun(spec, "--out", tmp_path / "run", "--no-tensorboard", cwd=tmp_path)
+    assert "2 processes (gloo, 1 images each per step)" in output
+    assert load_training_state(tmp_path / "run")["epoch"] == 1
