@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..compiler.components.yolo_fastest_head_v2 import DEFAULT_ANCHORS
+from ..compiler import registry
 from ..spec import Diagnostic, LossSpec, Source, SpecError
 from ._errors import RunError
 from ._losses_detection import RetinaNetLoss, YOLOXLoss, sigmoid_focal_loss
-from ._losses_detr import DEFAULT_MATCHER, DEFAULT_TERMS, DEFAULT_WEIGHTS, DETRLoss, LossParamError
+from ._losses_detr import DETRLoss, LossParamError
 from ._losses_yolo import YOLOFastestLoss, YOLOv9Loss
 from ._losses_zoo import PIDNetLoss, RTMCCLoss
 
@@ -78,42 +78,33 @@ class FocalLoss(nn.Module):
 
 @dataclass(frozen=True)
 class Criterion:
-    tasks: tuple[str, ...]
-    params: dict[str, Any]  # accepted parameter -> default
+    """How npc train builds a loss the registry declares (compiler/components/losses.py holds its tasks and its
+    parameters with their defaults, the one place for them; the constructor takes the same defaults)."""
+
     make: Callable[..., nn.Module]
     head: str | None = None  # the detection head whose outputs the loss reads
 
+    @staticmethod
+    def declared(name: str) -> type[registry.Component]:
+        return registry.get("loss", name)
+
 
 CRITERIA: dict[str, Criterion] = {
-    "cross_entropy": Criterion(("classification",), {"label_smoothing": 0.0, "ignore_index": -100}, CrossEntropy),
-    "focal_loss": Criterion(("classification",), {"alpha": 0.25, "gamma": 2.0}, FocalLoss),
-    "seg_cross_entropy": Criterion(("segmentation",), {"label_smoothing": 0.0, "ignore_index": -100}, SegCrossEntropy),
-    "pidnet_loss": Criterion(("segmentation",), {"ignore_index": -100}, PIDNetLoss),
-    "rtmcc_loss": Criterion(("pose_estimation",), {}, RTMCCLoss, head="rtmcc"),
-    "retinanet_loss": Criterion(("detection",), {}, RetinaNetLoss, head="anchor_decoupled_head"),
-    "yolox_loss": Criterion(("detection",), {"l1_activate_epoch": 1}, YOLOXLoss, head="anchor_free_decoupled_head"),
-    "yolov9_loss": Criterion(
-        ("detection",), {"reg_max": 16, "l1_activate_epoch": None}, YOLOv9Loss, head="yolo_detection_head"
-    ),
-    "yolofastest_loss": Criterion(
-        ("detection",),
-        {"anchors": DEFAULT_ANCHORS, "l1_activate_epoch": None},
-        YOLOFastestLoss,
-        head="yolo_fastest_head_v2",
-    ),
-    "detr_loss": Criterion(
-        ("detection",),
-        {
-            "weight_dict": DEFAULT_WEIGHTS,
-            "losses": DEFAULT_TERMS,
-            "alpha": 0.2,
-            "gamma": 2.0,
-            "matcher": DEFAULT_MATCHER,
-        },
-        DETRLoss,
-        head="rtdetr_head",
-    ),
+    "cross_entropy": Criterion(CrossEntropy),
+    "focal_loss": Criterion(FocalLoss),
+    "seg_cross_entropy": Criterion(SegCrossEntropy),
+    "pidnet_loss": Criterion(PIDNetLoss),
+    "rtmcc_loss": Criterion(RTMCCLoss, head="rtmcc"),
+    "retinanet_loss": Criterion(RetinaNetLoss, head="anchor_decoupled_head"),
+    "yolox_loss": Criterion(YOLOXLoss, head="anchor_free_decoupled_head"),
+    "yolov9_loss": Criterion(YOLOv9Loss, head="yolo_detection_head"),
+    "yolofastest_loss": Criterion(YOLOFastestLoss, head="yolo_fastest_head_v2"),
+    "detr_loss": Criterion(DETRLoss, head="rtdetr_head"),
 }
+
+
+def _tasks(name: str) -> tuple[str, ...]:
+    return Criterion.declared(name).tasks
 
 
 @dataclass(frozen=True)
@@ -173,7 +164,7 @@ def build_loss(
         if name is None:
             supported = ", ".join(f"{n} ({c.head})" for n, c in CRITERIA.items() if c.head)
             _raise([("/model/losses", f"no loss fits the head {head!r} yet (npc train supports {supported})")], source)
-        params = {"ignore_index": 255} if CRITERIA[name].tasks == ("segmentation",) else {}
+        params = {"ignore_index": 255} if _tasks(name) == ("segmentation",) else {}
         notes.append(f"the spec lists no losses: using {name}" + (" with ignore_index 255" if params else ""))
         return CombinedLoss([LossTerm(name, 1.0, CRITERIA[name].make(**params))]), notes
     problems: list[tuple[str, str]] = []
@@ -181,8 +172,8 @@ def build_loss(
     seen: dict[str, int] = {}
     for loss in losses:
         criterion = CRITERIA.get(loss.criterion)
-        if criterion is None or task not in criterion.tasks:
-            supported = ", ".join(n for n, c in CRITERIA.items() if task in c.tasks)
+        if criterion is None or task not in _tasks(loss.criterion):
+            supported = ", ".join(n for n in CRITERIA if task in _tasks(n))
             problems.append(
                 (
                     f"{loss.pointer}/criterion",
@@ -195,7 +186,8 @@ def build_loss(
                 (f"{loss.pointer}/criterion", f"{loss.criterion} needs the head {criterion.head}; the head is {head}")
             )
             continue
-        unknown = sorted(k for k, v in loss.params.items() if k not in criterion.params and v is not None)
+        accepted = Criterion.declared(loss.criterion).defaults()
+        unknown = sorted(k for k, v in loss.params.items() if k not in accepted and v is not None)
         for key in unknown:
             problems.append((f"{loss.pointer}/{key}", f"{loss.criterion}: parameter {key!r} is not supported"))
         if unknown:
