@@ -14,7 +14,6 @@ import json
 import os
 import random
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._atomic import AtomicWriteError, write_atomic
 from ._errors import EXIT_USAGE, CheckpointError
 
 __all__ = [
@@ -41,16 +41,6 @@ __all__ = [
 ]
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
-
-
-def _file_mode() -> int:
-    """The mode a plain open() would give a new file (mkstemp makes 0600 files)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_MODE = _file_mode()
 MAX_LISTED_KEYS = 8
 
 
@@ -60,38 +50,19 @@ MAX_LISTED_KEYS = 8
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """Call ``write(temp_path)``, then rename the temp file onto ``path``; on any failure ``path`` is untouched.
 
-    A write that fails for want of room or permission (``OSError``: disk full, file size limit, read-only folder)
-    is a :class:`CheckpointError` naming the file and the cause; the temp file is removed in every case.
+    The project's one atomic writer (:func:`npc._atomic.write_atomic`); a write that fails for want of room or
+    permission (disk full, file size limit, read-only folder) is a :class:`CheckpointError` naming the file and the
+    cause, and the temp file is removed in every case.
     """
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise _write_error(path, exc) from None
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _MODE)
-        with open(tmp, "rb") as handle:  # flush to disk before the rename makes it visible
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise _write_error(path, exc) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_atomic(path, write)
+    except AtomicWriteError as exc:
+        raise WriteError(str(exc)) from None
 
 
 class WriteError(CheckpointError, OSError):
     """A file that could not be written (disk full, size limit, permissions): a user-facing error that is still the
     OSError it comes from, for callers that catch those."""
-
-
-def _write_error(path: Path, exc: OSError) -> WriteError:
-    kept = "the previous file is unchanged" if path.exists() else "nothing was written"
-    return WriteError(f"{path}: could not be written ({exc.strerror or exc}); {kept}")
 
 
 class _RecordingWriter:

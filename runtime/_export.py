@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -35,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._atomic import AtomicWriteError, write_atomic
 from ..compiler._provenance import locate, module_path_of_onnx_node, provenance_map
 from ._checkpoint import apply_weights, load_weights
 from ._errors import EXIT_USAGE, RunError
@@ -391,27 +390,12 @@ def export_model(
 
 
 def _atomic(path: Path, write) -> None:
-    """``write(temp)`` then rename onto ``path``; the temp file keeps the suffix (torch.export insists on .pt2)."""
+    """``write(temp)`` then rename onto ``path`` through the project's one atomic writer; the temp file keeps the
+    suffix (torch.export insists on .pt2)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    except OSError as exc:
-        raise RunError(f"cannot write {path}: {exc.strerror or exc}", EXIT_USAGE) from None
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise RunError(f"cannot write {path}: {exc.strerror or exc}", EXIT_USAGE) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        write_atomic(path, write, keep_suffix=True)
+    except AtomicWriteError as exc:
+        raise RunError(str(exc), EXIT_USAGE) from None
 
 
 def _failed(what: str, exc: Exception, hint: str = "") -> RunError:
