@@ -1,8 +1,7 @@
 """Language-server latency: time from a `textDocument/didChange` to the `publishDiagnostics` for that version.
 
 usage: python bench/lsp_latency.py [--repeat N] [SPEC ...]
-       (default: every spec in examples/ and examples/forms/, and every NetsPresso Trainer model config in
-       ../shared/peer/configs/model when it is there)
+       (default: every spec in examples/ and examples/forms/, and the 48 zoo specs in zoo/)
 Drives `npc lsp` over stdio as an editor does (pygls's client), alternating each spec between two versions that
 differ by a trailing newline, so every change is checked in full: load, expressions, schema, semantic rules and
 the graph passes. The figure includes the server's debounce (lsp/_server.py DEBOUNCE_S). Prints a Markdown table
@@ -26,7 +25,7 @@ from pygls.lsp.client import LanguageClient
 from npc.spec import check_text
 
 REPO = Path(__file__).resolve().parents[1]
-PEER_MODELS = REPO.parent / "shared" / "peer" / "configs" / "model"
+ZOO = REPO / "zoo"  # npc's own specs of NetsPresso Trainer's 48 model configs
 # The issue's target for every zoo spec on the development machine (2 CPU cores).
 TARGET_MEDIAN_MS, TARGET_P95_MS = 50.0, 150.0
 LANGUAGES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".npc": "npc"}
@@ -35,8 +34,7 @@ LANGUAGES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".npc": "npc"}
 def default_specs() -> list[Path]:
     specs = sorted((REPO / "examples").glob("*.*")) + sorted((REPO / "examples" / "forms").glob("*.*"))
     specs = [p for p in specs if p.suffix in LANGUAGES]
-    if PEER_MODELS.is_dir():
-        specs += sorted(PEER_MODELS.rglob("*.yaml"))
+    specs += sorted(ZOO.glob("*.yaml"))
     return specs
 
 
@@ -111,11 +109,7 @@ def p95(times: list[float]) -> float:
 
 
 def shown(spec: Path) -> str:
-    return (
-        str(spec.relative_to(PEER_MODELS.parent.parent))
-        if spec.is_relative_to(PEER_MODELS)
-        else str(spec.relative_to(REPO) if spec.is_relative_to(REPO) else spec)
-    )
+    return str(spec.relative_to(REPO) if spec.is_relative_to(REPO) else spec)
 
 
 async def run(specs: list[Path], repeat: int) -> int:
