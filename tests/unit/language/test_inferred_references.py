@@ -120,7 +120,7 @@ def test_every_inferred_record_is_readable(tmp_path):
             "16",
             '"=-backbone.channels[0]"',
             "/model/architecture/head/params/intermediate_channels",
-            "-32 is less than the minimum of 1 (=-backbone.channels[0] gave -32)",
+            "must be >= 1, got -32 (=-backbone.channels[0] gave -32)",
         ),
     ],
     ids=["self-cycle", "later-component", "missing-neck", "unknown-record", "index", "record", "schema", "minimum"],
