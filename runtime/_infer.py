@@ -129,17 +129,7 @@ def evaluate_weights(
         task=task,
         postprocessor=loaded.postprocessor,
     )
-    return {
-        "weights": str(weights),
-        "data": data.description,
-        "task": task,
-        "split": split,
-        "num_classes": data.num_classes,
-        "metrics": list(METRICS.get(task, ())),
-        **metrics,
-        "notes": data.notes,
-        "bad_samples": data.bad_samples.summary() if data.bad_samples is not None else None,
-    }
+    return _evaluation_record(weights, data, task, split, metrics)
 
 
 @torch.no_grad()
@@ -397,8 +387,13 @@ def evaluate_onnx_file(
     metrics = evaluate(
         loaded.model, loader, None, data.num_classes, loaded.device, task=task, postprocessor=loaded.postprocessor
     )
+    return _evaluation_record(path, data, task, split, metrics)
+
+
+def _evaluation_record(weights: Any, data: Any, task: str, split: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """What `npc evaluate` reports, for torch weights and an ONNX file alike."""
     return {
-        "weights": str(path),
+        "weights": str(weights),
         "data": data.description,
         "task": task,
         "split": split,

@@ -10,7 +10,7 @@ import torch
 
 from helpers import EXAMPLES, compile_file, import_source
 from npc.runtime._config import pose_input_size
-from npc.runtime._load_model import unused_in_training
+from npc.runtime._load_model import _tensors, unused_in_training  # the probe's own walk over outputs
 from npc.spec import load_spec
 
 # Small inputs keep the test fast; every family accepts these (MobileViT needs a multiple of 64).
@@ -23,17 +23,6 @@ UNUSED_IN_TRAINING = {
     # (the runtime feeds them, and wraps RT-DETR in DDP with find_unused_parameters for batches without boxes).
     "rtdetr-r18-detection": {"head.denoising_class_embed.weight"},
 }
-
-
-def _tensors(value):
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _tensors(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _tensors(item)
 
 
 @pytest.mark.slow  # full-size example models: about 3 minutes for all of them on 2 cores
