@@ -51,9 +51,9 @@ def _export_pair(name: str, folder: Path, side: int | None):
     import torch
 
     from npc import zoo
-    from npc.runtime._export import ExportOptions, export_target
-    from npc.runtime._quantize import _quantize
-    from npc.runtime._summary import build_model, default_side, load_target
+    from npc.runtime.tools import ExportOptions, export_target
+    from npc.runtime.tools.quantize import _quantize
+    from npc.runtime.tools.summary import build_model, default_side, load_target
 
     target = load_target(zoo.path_of(name))
     side = side or default_side(target)

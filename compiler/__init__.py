@@ -16,6 +16,7 @@ import networkx as nx
 from . import _registry as registry
 from ._emit import EmitOptions, emit
 from ._graph import CompileError, build_graph
+from ._plugins import load_plugins
 from .passes import run_passes
 
 if TYPE_CHECKING:  # the compiler consumes specs but must not import the spec package at runtime
@@ -33,6 +34,14 @@ __all__ = [
     "sha256_of",
 ]
 
+
+def _load_components() -> None:
+    from . import components  # noqa: F401  (importing each family module registers it)
+
+    load_plugins()
+
+
+registry.on_first_use(_load_components)
 
 # The input sizes NetsPresso Trainer's own examples use per task (and the peer measurements of the zoo).
 DEFAULT_INPUT_SIZE = {"classification": 224, "segmentation": 512, "detection": 640, "pose_estimation": 256}

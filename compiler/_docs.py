@@ -3,7 +3,7 @@
 Every family section lists its parameters with their defaults, its tasks and the example specs in ``examples/``
 (YAML and JSON) that use it, each with its parameter count at ``num_classes=10`` and the input size it is meant
 for. The counts come from the runtime, which builds the compiled model on torch's ``meta`` device
-(``npc.runtime._summary.parameter_counts``, passed in as ``count``): the compiler never imports torch. Where the
+(``npc.runtime.tools.summary.parameter_counts``, passed in as ``count``): the compiler never imports torch. Where the
 examples folder is not beside the package (an installed wheel), the example lists are left out.
 """
 
@@ -67,8 +67,8 @@ def example_specs(directory: Path = EXAMPLES_DIR, *, count: CountParameters | No
 
     examples = []
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.json")]):
-        source, _, exit_code = check_file(path)
-        if exit_code:
+        source, _, problem = check_file(path)
+        if problem:
             continue
         spec = normalise(source.data, source.path, source.late)
         families = tuple(
@@ -91,7 +91,7 @@ def _input_size(document: dict, spec) -> int:
     """The data section's image size (a spec with a training section but no data trains on npc's digits), else
     the model's default input (the task's usual size, or what its backbone needs)."""
     if "data" in document or "training" in document:
-        from ..runtime._config import resolve_data  # torch-free: resolves the data section as `npc train` does
+        from ..spec.run_config import resolve_data  # torch-free: resolves the data section as `npc train` does
 
         return int(resolve_data(document.get("data"))["image_size"])
     from . import default_input_size

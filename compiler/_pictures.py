@@ -1,7 +1,7 @@
 """Pictures of a compiled graph: annotated Graphviz DOT and Mermaid, and SVG/PNG/PDF drawn by Graphviz ``dot``.
 
 Nodes carry the component (or stage) name, the parameters the spec sets and, when the caller passes ``counts``, the
-parameter count of the module behind the node (the runtime counts them: ``npc.runtime._summary.parameter_counts``;
+parameter count of the module behind the node (the runtime counts them: ``npc.runtime.tools.summary.parameter_counts``;
 the compiler never imports torch). Backbone stages are drawn inside a box for their backbone; edges carry channels
 × stride of every feature they pass. Without counts the labels simply omit them.
 
@@ -21,6 +21,7 @@ from typing import Any
 import networkx as nx
 
 from .._atomic import AtomicWriteError, write_atomic
+from ..errors import UNUSABLE, NpcError
 from ._graph import INPUT, POSTPROCESSOR, components
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
 
 TEXT_SUFFIXES = (".dot", ".gv", ".mmd", ".json")
 IMAGE_SUFFIXES = (".svg", ".png", ".pdf")
-EXIT_USAGE = 2
 MAX_PARAMS_SHOWN = 4
 MAX_VALUE_CHARS = 40
 LINE_CHARS = 48
@@ -43,15 +43,10 @@ DEFAULT_NUM_CLASSES = 10
 Counts = dict[str, int] | None
 
 
-class PictureError(Exception):
-    """A picture that cannot be made (no Graphviz, unknown suffix, unwritable file); ``exit_code`` is 2."""
+class PictureError(NpcError):
+    """A picture that cannot be made (no Graphviz, unknown suffix, unwritable file)."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
-        self.message, self.exit_code = message, exit_code
-        super().__init__(message)
-
-
-# --- parameter counts (torch only here) ----------------------------------------------------------------------------
+    problem = UNUSABLE
 
 
 # --- labels --------------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
+from ..errors import UNUSABLE, NpcError
 from . import _registry as registry
 
 __all__ = ["GROUP", "PluginError", "load_plugins"]
@@ -26,11 +27,13 @@ GROUP = "npc.components"
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 
 
-class PluginError(Exception):
-    """A plugin that cannot be used; ``package`` is its distribution name."""
+class PluginError(NpcError):
+    """A plugin that cannot be used; ``package`` is its distribution name. Its author can act on the message."""
+
+    problem = UNUSABLE
 
     def __init__(self, package: str, message: str) -> None:
-        self.package, self.message = package, message
+        self.package = package
         super().__init__(f"plugin {package!r}: {message}")
 
 

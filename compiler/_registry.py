@@ -8,7 +8,7 @@ are all derived from what is registered here, so a family is documented, validat
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,16 +258,16 @@ def closest(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
     return matches[0] if matches else None
 
 
-_loaded = False
+_loaders: list[Callable[[], None]] = []
+
+
+def on_first_use(loader: Callable[[], None]) -> None:
+    """Run ``loader`` once, before the registry is first read. ``npc.compiler`` registers the built-in families and
+    the entry-point plugins this way (as timm's models/__init__ imports each family), so that this module, which
+    every family and plugin imports, imports none of them."""
+    _loaders.append(loader)
 
 
 def _ensure_loaded() -> None:
-    """Import every built-in family module once (as timm's models/__init__ does), then entry-point plugins."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from . import components  # noqa: F401  (registers the built-ins by importing them)
-    from ._plugins import load_plugins
-
-    load_plugins()
+    while _loaders:
+        _loaders.pop(0)()

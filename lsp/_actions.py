@@ -11,8 +11,8 @@ from pygls.workspace import TextDocument
 from ruamel.yaml.error import YAMLError
 
 from ..spec import Diagnostic, LoadError
-from ..spec._fmt_command import convert
 from ..spec._migrate import migrate_text
+from ..spec.convert import convert
 from ._analysis import Analysis
 from ._ranges import Span, diagnostic_span
 

@@ -18,17 +18,22 @@ from pathlib import Path
 
 __all__ = ["AtomicWriteError", "TEMP_SUFFIX", "new_file_mode", "write_atomic"]
 
+from .errors import UNUSABLE, NpcError
+
 TEMP_SUFFIX = ".tmp"  # what a stale temp file left by a killed process ends with (runs clean these up)
 _UMASK_LOCK = threading.Lock()
 
 
-class AtomicWriteError(OSError):
+class AtomicWriteError(NpcError, OSError):
     """``path`` could not be written (disk full, size limit, permissions); the previous file, if any, is intact."""
+
+    problem = UNUSABLE
 
     def __init__(self, path: Path, cause: OSError) -> None:
         self.path, self.cause = path, cause
         kept = "the previous file is unchanged" if path.exists() else "nothing was written"
-        super().__init__(cause.errno, f"{path}: could not be written ({cause.strerror or cause}); {kept}")
+        OSError.__init__(self, cause.errno, f"{path}: could not be written ({cause.strerror or cause}); {kept}")
+        self.message = self.strerror
 
     def __str__(self) -> str:
         return self.strerror

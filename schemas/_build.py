@@ -10,7 +10,7 @@ from typing import Any
 
 from ..compiler import _registry as registry
 from ..compiler._postprocess import POSTPROCESSOR_PARAMS
-from ..runtime._schema import AUGMENTATION_SCHEMA, DATA_SCHEMA, ENVIRONMENT_SCHEMA, LOGGING_SCHEMA, TRAINING_SCHEMA
+from .run import AUGMENTATION_SCHEMA, DATA_SCHEMA, ENVIRONMENT_SCHEMA, LOGGING_SCHEMA, TRAINING_SCHEMA
 
 __all__ = ["SCHEMA_ID", "build_schema"]
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import INVALID, UNUSABLE, NpcError, Problem
 from ._diagnostics import Diagnostic, format_json, format_text
 from ._expressions import resolve_expressions
-from ._load import LoadError, Source, load_document, load_file, load_text
+from ._load import load_document, load_file, load_text
 from ._model import Checkpoint, ComponentSpec, LossSpec, ModelSpec, normalise
+from ._source import LoadError, Source
 from ._validate import validate
 
 __all__ = [
@@ -36,42 +38,47 @@ __all__ = [
 ]
 
 
-class SpecError(Exception):
-    """A spec that cannot be used; ``diagnostics`` say where and why, ``exit_code`` is 1 (invalid) or 2 (unreadable)."""
+class SpecError(NpcError):
+    """A spec that cannot be used; ``diagnostics`` say where and why. ``problem`` is INVALID (it loads but breaks a
+    rule) or UNUSABLE (it cannot be read or parsed)."""
 
-    def __init__(self, diagnostics: list[Diagnostic], exit_code: int) -> None:
-        self.diagnostics, self.exit_code = diagnostics, exit_code
-        super().__init__(format_text(diagnostics))
+    def __init__(self, diagnostics: list[Diagnostic], problem: Problem) -> None:
+        self.diagnostics = diagnostics
+        super().__init__(format_text(diagnostics), problem)
 
 
-def check_file(path: str | Path) -> tuple[Source | None, list[Diagnostic], int]:
-    """Load and validate one file: (source, diagnostics, exit code 0/1/2)."""
+Checked = tuple[Source | None, list[Diagnostic], Problem | None]
+
+
+def check_file(path: str | Path) -> Checked:
+    """Load and validate one file: (source, diagnostics, problem); the problem is None for a valid spec, UNUSABLE
+    for one that cannot be read or parsed (no source then), INVALID for one that breaks a rule."""
     try:
         source = load_file(path)
     except LoadError as exc:
-        return None, [exc.diagnostic()], 2
+        return None, [exc.diagnostic()], UNUSABLE
     return _checked(source)
 
 
-def check_text(text: str, path: str) -> tuple[Source | None, list[Diagnostic], int]:
+def check_text(text: str, path: str) -> Checked:
     """:func:`check_file` for text that is not on disk (an editor's buffer); ``path``'s suffix names the form."""
     try:
         source = load_document(text, path)
     except LoadError as exc:
-        return None, [exc.diagnostic()], 2
+        return None, [exc.diagnostic()], UNUSABLE
     return _checked(source)
 
 
-def _checked(source: Source) -> tuple[Source, list[Diagnostic], int]:
+def _checked(source: Source) -> Checked:
     source, diagnostics = resolve_expressions(source)  # `vars` and "=..." formulas, before the schema sees values
     if not diagnostics:
         diagnostics = validate(source)
-    return source, diagnostics, 1 if diagnostics else 0
+    return source, diagnostics, INVALID if diagnostics else None
 
 
 def load_spec(path: str | Path) -> ModelSpec:
     """The normalised spec of a valid file; raises :class:`SpecError` with every diagnostic otherwise."""
-    source, diagnostics, exit_code = check_file(path)
-    if exit_code:
-        raise SpecError(diagnostics, exit_code)
+    source, diagnostics, problem = check_file(path)
+    if problem:
+        raise SpecError(diagnostics, problem)
     return normalise(source.data, source.path, source.late)

@@ -15,8 +15,8 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
-from ._load import pointer_join
-from ._migrate import RENAMED_COMPONENTS, RENAMED_PARAMS
+from ._renames import RENAMED_COMPONENTS, RENAMED_PARAMS
+from ._source import pointer_join
 
 __all__ = ["Problem", "closest", "explain"]
 

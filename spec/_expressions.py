@@ -26,7 +26,7 @@ from lark import Lark, Transformer_NonRecursive, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ._diagnostics import Diagnostic
-from ._load import MAX_DEPTH, MAX_NODES, Source, pointer_join
+from ._source import MAX_DEPTH, MAX_NODES, Source, pointer_join
 
 __all__ = [
     "FUNCTIONS",

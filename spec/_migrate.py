@@ -26,20 +26,11 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from ._load import pointer_join
+from ._renames import RENAMED_COMPONENTS, RENAMED_LOSSES, RENAMED_PARAMS
+from ._source import pointer_join
 
-__all__ = ["Change", "RENAMED_COMPONENTS", "RENAMED_PARAMS", "migrate_text"]
+__all__ = ["Change", "migrate_text"]
 
-# Older family names → today's (kind-independent: no name was reused for another kind).
-RENAMED_COMPONENTS = {
-    "yolox_head": "anchor_free_decoupled_head",
-    "retinanet_head": "anchor_decoupled_head",
-    "pafpn": "yolopafpn",
-}
-# Older component param names → today's.
-RENAMED_PARAMS = {"norm_layer": "norm_type"}
-# Older losses → (today's criterion, {old param: new param}).
-RENAMED_LOSSES = {"label_smoothing_cross_entropy": ("cross_entropy", {"smoothing": "label_smoothing"})}
 FLAT_CHECKPOINT_KEYS = ("load_checkpoint_head", "resume_optimizer_checkpoint")
 # Decode/NMS settings that early detection heads took as params; today they live in ``postprocessor.params``.
 POSTPROCESSOR_KEYS = ("topk_candidates", "score_thresh", "nms_thresh", "class_agnostic", "detections_per_image")
@@ -64,7 +55,7 @@ def migrate_text(text: str, path: str = "<string>") -> tuple[str, list[Change]]:
     if not changes:
         return text, []
     if is_json:
-        from ._fmt_command import dump_json  # canonical JSON layout, as `npc fmt --to json`
+        from .convert import dump_json  # canonical JSON layout, as `npc fmt --to json`
 
         return dump_json(json.loads(json.dumps(document))), changes
     out = io.StringIO()

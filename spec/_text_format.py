@@ -35,7 +35,7 @@ from lark import v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput
 
 from ._expressions import KEYWORDS, ExpressionBuilder, Literal, Node, match_examples, number_value, parser
-from ._load import MAX_DEPTH, MAX_NODES, MAX_SPEC_BYTES, LoadError, Source, pointer_join
+from ._source import MAX_DEPTH, MAX_NODES, MAX_SPEC_BYTES, LoadError, Source, pointer_join
 
 __all__ = [
     "BadExpression",

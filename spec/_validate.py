@@ -17,7 +17,7 @@ from ..compiler import _registry as registry
 from ..schemas import build_schema
 from ._diagnostics import Diagnostic
 from ._explain import explain
-from ._load import Source, pointer_join
+from ._source import Source, pointer_join
 
 __all__ = ["StrictValidator", "late_problems", "validate"]
 

@@ -140,7 +140,7 @@ def shape_png(path: Path) -> Path:
     """A 48x48 picture from the built-in shapes set, saved as PNG (an input for predict)."""
     from PIL import Image
 
-    from npc.runtime._shapes import generate_shapes
+    from npc.runtime.data.shapes import generate_shapes
 
     Image.fromarray(generate_shapes(1, 48, seed=3).images[0]).save(path)
     return path

@@ -12,14 +12,18 @@ import difflib
 from functools import cache
 from pathlib import Path
 
+from ..errors import UNUSABLE, NpcError
+
 __all__ = ["ZOO_DIR", "ZooError", "names", "path_of", "resolve"]
 
 ZOO_DIR = Path(__file__).resolve().parent
 SUFFIX = ".yaml"
 
 
-class ZooError(LookupError):
+class ZooError(NpcError, LookupError):
     """``name`` is neither a file nor a zoo model; the message lists the closest zoo names."""
+
+    problem = UNUSABLE
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from helpers import REPO
-from npc.runtime._checkpoint import load_training_state, load_weights
+from npc.runtime.checkpoint import load_training_state, load_weights
 
 SPEC = REPO / "examples" / "resnet-digits.yaml"
 SIGNALS = 10
@@ -39,7 +39,7 @@ def _start(command: list[str], env: dict[str, str] = ENV) -> tuple[subprocess.Po
     raise AssertionError(f"no header line: {process.communicate()[1][-2000:]}")
 
 
-def _finish(command: list[str]) -> None:
+def finish_bundle(command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -84,7 +84,7 @@ def test_sigterm_at_seeded_moments_stops_cleanly_and_resumes_bit_identical(tmp_p
         resume = shlex.split(re.search(r"Resume with: (.+)$", err.strip()).group(1))
         state = load_training_state(out)
         mid_epoch += bool(state["progress"]["step"])
-        _finish([sys.executable, "-m", "npc", *resume[1:]])  # the command the message gives, as printed
+        finish_bundle([sys.executable, "-m", "npc", *resume[1:]])  # the command the message gives, as printed
         _assert_same_weights(reference, out, f"signal {index} at {moment:.1f}s")
     print(f"SIGTERM: {mid_epoch} of {SIGNALS} stops saved mid-epoch")  # the figure docs/runtime.md reports
     assert mid_epoch >= SIGNALS // 2, f"only {mid_epoch} of {SIGNALS} signals stopped a run mid-epoch"

@@ -44,7 +44,9 @@ def run(tmp_path_factory):
 
 def test_int8_export_reports_both_accuracies_and_is_byte_identical(capsys, run, tmp_path):
     first, second = tmp_path / "a.int8.onnx", tmp_path / "b.int8.onnx"
-    code, out, err = run_cli(capsys, "export", run, "--quantize", "int8", "-o", first, "--calibration", "64", "--json")
+    code, out, err = run_cli(
+        capsys, "export", run, "--quantize", "int8", "-o", first, "--calibration", "64", "--format", "json"
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["calibration_images"] == 64 and report["evaluated_images"] == 360
@@ -57,7 +59,7 @@ def test_int8_export_reports_both_accuracies_and_is_byte_identical(capsys, run, 
     assert "top1" in out and "drop" in out
     assert first.read_bytes() == second.read_bytes()
 
-    from npc.runtime._onnx_model import read_npc_metadata
+    from npc.runtime.tools.onnx_model import read_npc_metadata
 
     record = read_npc_metadata(first)
     assert record["quantized"]["dtype"] == "int8" and record["quantized"]["calibration_images"] == 64
@@ -67,7 +69,7 @@ def test_int8_export_reports_both_accuracies_and_is_byte_identical(capsys, run, 
 
 
 def test_a_drop_above_max_drop_writes_nothing(capsys, run, tmp_path, monkeypatch):
-    from npc.runtime import _quantize
+    from npc.runtime.tools import quantize as _quantize
 
     real = _quantize.evaluate_onnx
 

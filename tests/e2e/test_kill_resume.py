@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from helpers import REPO
-from npc.runtime._checkpoint import load_training_state, load_weights
+from npc.runtime.checkpoint import load_training_state, load_weights
 
 SPEC = REPO / "examples" / "resnet-digits.yaml"
 KILLS = 10

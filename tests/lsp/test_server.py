@@ -12,7 +12,7 @@ from lsprotocol import types
 from helpers import REPO
 from npc.lsp._analysis import is_spec_text
 from npc.spec import check_file
-from npc.spec._fmt_command import convert
+from npc.spec.convert import convert
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -37,7 +37,7 @@ def test_example_validates_and_compiles(path: Path):
 
 @cache
 def _documented() -> dict[str, _docs.Example]:
-    from npc.runtime._summary import parameter_counts
+    from npc.runtime.tools import parameter_counts
 
     return {example.file: example for example in _docs.example_specs(count=parameter_counts)}
 

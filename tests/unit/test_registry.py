@@ -54,7 +54,7 @@ def test_docs_models_md_is_generated_from_the_registry():
     text = (REPO / "docs" / "models.md").read_text()
     zoo_table = _docs.zoo_table_of(text)  # measured by the runtime: tests/unit/test_zoo.py checks it
     assert zoo_table.count("\n| `") == 48
-    from npc.runtime._summary import parameter_counts
+    from npc.runtime.tools import parameter_counts
 
     assert text == _docs.models_markdown(zoo_table=zoo_table, count=parameter_counts), (
         "docs/models.md is stale: run `npc list --format markdown -o docs/models.md`"

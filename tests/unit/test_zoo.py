@@ -14,7 +14,7 @@ import pytest
 
 from helpers import REPO, ZOO_SPECS, peer_results, run_cli
 from npc import zoo
-from npc.spec._fmt_command import convert, form_of
+from npc.spec.convert import convert, form_of
 
 
 def test_the_zoo_has_one_spec_per_measured_peer_config():
@@ -91,7 +91,7 @@ def test_summary_and_check_weights_take_a_zoo_name(capsys):
 def test_list_zoo_measures_every_model_as_the_peer_did_and_docs_hold_the_table(capsys):
     """`npc list --zoo` totals equal the facts for all 48; docs/models.md holds the same table."""
     from npc.compiler import _docs
-    from npc.runtime._zoo_table import zoo_markdown, zoo_rows
+    from npc.runtime.tools.zoo_table import zoo_markdown, zoo_rows
 
     rows = zoo_rows()
     facts = peer_results()
@@ -110,7 +110,7 @@ def test_list_zoo_measures_every_model_as_the_peer_did_and_docs_hold_the_table(c
 
 def test_list_zoo_formats(capsys, monkeypatch):
     """The CLI's three renderings of the same rows (measured on two models to stay fast)."""
-    from npc.runtime import _zoo_table
+    from npc.runtime.tools import zoo_table as _zoo_table
 
     names = ("yolox-nano-detection", "resnet18-classification")
     monkeypatch.setattr(_zoo_table, "zoo_rows", lambda: [_zoo_table._row(name) for name in names])

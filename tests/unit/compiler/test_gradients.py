@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from helpers import EXAMPLES, compile_file, import_source
-from npc.runtime._config import pose_input_size
-from npc.runtime._load_model import _tensors, unused_in_training  # the probe's own walk over outputs
+from npc.runtime.engine.load_model import _tensors, unused_in_training  # the probe's own walk over outputs
 from npc.spec import load_spec
+from npc.spec.run_config import pose_input_size
 
 # Small inputs keep the test fast; every family accepts these (MobileViT needs a multiple of 64).
 INPUT_SIDE = {"classification": 64, "segmentation": 128, "detection": 128}

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from helpers import REPO
+from npc.cli.exits import exit_code_for
 from npc.compiler import _pictures, compile_spec
 from npc.compiler._pictures import PictureError, annotated_dot, annotated_mermaid, write_graph
 from npc.spec import load_spec
@@ -23,7 +24,7 @@ def _graph(path=DETECTION):
 
 def parameter_counts(graph, num_classes=10):
     """The runtime's counts (the labels' numbers); the compiler itself never imports torch."""
-    from npc.runtime._summary import parameter_counts as count
+    from npc.runtime.tools import parameter_counts as count
 
     return count(graph, num_classes=num_classes)
 
@@ -114,7 +115,7 @@ def test_no_graphviz_is_a_clear_usage_error(tmp_path, monkeypatch):
     out = tmp_path / "g.svg"
     with pytest.raises(PictureError) as error:
         write_graph(_graph(), out, counts=parameter_counts(_graph()))
-    assert error.value.exit_code == 2
+    assert exit_code_for(error.value) == 2
     assert "graphviz" in error.value.message.lower() and ".dot" in error.value.message and ".mmd" in error.value.message
     assert not out.exists() and list(tmp_path.iterdir()) == []
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from helpers import build_dict, write_spec
+from npc.errors import INVALID
 
 STAGES = [{"num_blocks": 1, "channels": 4}, {"num_blocks": 1, "channels": 8}]
 STAGES += [{"num_blocks": 1, "channels": 8}, {"num_blocks": 2, "channels": 16}]
@@ -71,6 +72,6 @@ def test_without_attention_blocks_no_attention_code_is_emitted(tmp_path):
 def test_bad_specs_are_reported_at_the_offending_key(tmp_path, stages, params, pointer):
     from npc.spec import check_file
 
-    _, diagnostics, exit_code = check_file(write_spec(_spec("classification", stages, **params), tmp_path, "bad"))
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(write_spec(_spec("classification", stages, **params), tmp_path, "bad"))
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/backbone{pointer}"]

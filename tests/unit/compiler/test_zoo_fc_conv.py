@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers import build_dict, write_spec
+from npc.errors import INVALID
 
 WIDTH = 16  # the tiny resnet's pooled feature width
 
@@ -93,6 +94,6 @@ def test_unbuildable_params_are_located(tmp_path, head_params, pointer):
     from npc.spec import check_file
 
     path = write_spec(_spec(head_params), tmp_path, "bad")
-    _, diagnostics, exit_code = check_file(path)
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(path)
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/head{pointer}"]

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from helpers import build_dict, write_spec
+from npc.errors import INVALID
 
 # stem 8 ch /2; stage 0: conv /2, ELAN with odd part width; stage 1: AConv /2, RepNCSP-ELAN with identity
 # branches; stage 2: ADown /2, SPP-ELAN with its default hidden width.
@@ -89,6 +90,6 @@ def test_bad_rows_are_reported_at_the_offending_entry(tmp_path, stages, pointer)
     from npc.spec import check_file
 
     path = write_spec(_spec("classification", stages, head={"name": "fc"}), tmp_path, "bad")
-    _, diagnostics, exit_code = check_file(path)
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(path)
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/backbone{pointer}"]

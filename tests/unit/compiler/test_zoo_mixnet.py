@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from helpers import build_dict, write_spec
+from npc.errors import INVALID
 
 
 def _stage(expansion, out_channels, num_blocks, kernel_sizes, exp_groups, poi_groups, strides, act, se):
@@ -118,6 +119,6 @@ def test_bad_group_splits_are_reported_at_the_offending_entry(tmp_path, stages, 
     from npc.spec import check_file
 
     path = write_spec(_spec("classification", stages, head={"name": "fc"}), tmp_path, "bad")
-    _, diagnostics, exit_code = check_file(path)
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(path)
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/backbone{pointer}"]

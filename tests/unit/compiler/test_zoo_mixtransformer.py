@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from helpers import build_dict, write_spec
+from npc.errors import INVALID
 
 
 def _stage(width, heads, patch, stride, ratio, blocks=1):
@@ -61,8 +62,8 @@ def test_pose_estimation_is_rejected(tmp_path):
     from npc.spec import check_file
 
     spec = _spec("pose_estimation", {"name": "rtmcc"})
-    _, diagnostics, exit_code = check_file(write_spec(spec, tmp_path, "pose"))
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(write_spec(spec, tmp_path, "pose"))
+    assert problem is INVALID
     assert any("pose_estimation" in d.message and "mixtransformer" in d.message for d in diagnostics)
 
 
@@ -70,8 +71,8 @@ def test_width_not_divisible_by_heads_is_reported_at_the_stage(tmp_path):
     from npc.spec import check_file
 
     stages = [STAGES[0], _stage(10, 4, 3, 2, 1)]
-    _, diagnostics, exit_code = check_file(write_spec(_spec("classification", {"name": "fc"}, stages), tmp_path, "bad"))
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(write_spec(_spec("classification", {"name": "fc"}, stages), tmp_path, "bad"))
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == ["/model/architecture/backbone/stage_params/1/attention_chananels"]
 
 
@@ -81,5 +82,5 @@ def test_only_the_spelling_the_peer_reads_is_accepted(tmp_path, spelling):
 
     stage = {**STAGES[0]}
     stage[spelling] = stage.pop("attention_chananels")
-    _, _, exit_code = check_file(write_spec(_spec("classification", {"name": "fc"}, [stage]), tmp_path, "spelling"))
-    assert exit_code == 1
+    _, _, problem = check_file(write_spec(_spec("classification", {"name": "fc"}, [stage]), tmp_path, "spelling"))
+    assert problem is INVALID

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from helpers import build_dict, write_spec
+from npc.errors import INVALID
 
 
 def _stage(in_channels, out_channels, expanded, strides, use_se, act="hard_swish"):
@@ -91,6 +92,6 @@ def test_inconsistent_stages_are_reported_at_the_offending_entry(tmp_path, stage
     from npc.spec import check_file
 
     path = write_spec(_spec("classification", stages, head={"name": "fc"}), tmp_path, "bad")
-    _, diagnostics, exit_code = check_file(path)
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(path)
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/backbone{pointer}"]

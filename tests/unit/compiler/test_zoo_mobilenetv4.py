@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from helpers import build_dict, write_spec
+from npc.errors import INVALID
 
 PARAMS = {
     "stem_out_channel": 8,
@@ -143,6 +144,6 @@ def test_bad_rows_are_reported_at_the_offending_item(tmp_path, stages, params, p
     from npc.spec import check_file
 
     path = write_spec(_spec("classification", stages, params=params, head={"name": "fc"}), tmp_path, "bad")
-    _, diagnostics, exit_code = check_file(path)
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(path)
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/backbone{pointer}"]

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from helpers import build_dict, write_spec
+from npc.errors import INVALID
 
 NECK = {
     "hidden_dim": 16,
@@ -117,7 +118,7 @@ def test_bad_wiring_is_reported_at_its_pointer(tmp_path, overrides, pointer, mes
     from npc.spec import check_file
 
     path = write_spec(_spec(**overrides), tmp_path, "bad")
-    _, diagnostics, exit_code = check_file(path)
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(path)
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == [pointer]
     assert message in diagnostics[0].message

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from helpers import build_dict, compile_problem, write_spec
+from npc.errors import INVALID
 
 # One mobilenetv3 stage at stride 4 (stem 2 x block 2) whose last map is widened to 8 * 6 = 48 channels.
 BACKBONE = {
@@ -111,6 +112,6 @@ def test_a_wrong_backbone_stride_is_reported_at_the_param(tmp_path):
 def test_bad_params_are_reported_at_the_param(tmp_path, head, pointer):
     from npc.spec import check_file
 
-    _, diagnostics, exit_code = check_file(write_spec(_spec(**head), tmp_path, "bad"))
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(write_spec(_spec(**head), tmp_path, "bad"))
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == [f"/model/architecture/head{pointer}"]

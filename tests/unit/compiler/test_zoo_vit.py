@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from helpers import build_dict, write_spec
+from npc.errors import INVALID
 
 
 def _spec(**params):
@@ -73,7 +74,7 @@ def test_bad_widths_are_reported_at_attention_channels(tmp_path, params, message
     from npc.spec import check_file
 
     path = write_spec(_spec(**params), tmp_path, "bad")
-    _, diagnostics, exit_code = check_file(path)
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(path)
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == ["/model/architecture/backbone/params/attention_channels"]
     assert message in diagnostics[0].message

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers import build_dict, write_spec
+from npc.errors import INVALID
 
 ANCHORS = [[10.0, 13.0], [30.0, 61.0]]  # one anchor per level
 
@@ -112,8 +113,8 @@ def test_unbuildable_combinations_are_located(tmp_path, architecture, pointer, m
 
     spec = _detection_spec(**architecture)
     spec["model"]["architecture"] = {k: v for k, v in spec["model"]["architecture"].items() if v is not None}
-    _, diagnostics, exit_code = check_file(write_spec(spec, tmp_path, "bad"))
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(write_spec(spec, tmp_path, "bad"))
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == [pointer]
     assert message in diagnostics[0].message
 
@@ -129,6 +130,6 @@ def test_unbuildable_combinations_are_located(tmp_path, architecture, pointer, m
 def test_bad_anchors_are_reported_at_the_offending_level(tmp_path, anchors, pointer):
     from npc.spec import check_file
 
-    _, diagnostics, exit_code = check_file(write_spec(_detection_spec(anchors), tmp_path, "bad"))
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(write_spec(_detection_spec(anchors), tmp_path, "bad"))
+    assert problem is INVALID
     assert f"/model/architecture/head{pointer}" in [d.pointer for d in diagnostics]

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from helpers import build_dict, compile_problem, write_spec
+from npc.errors import INVALID
 
 # stem 8 ch /2; stages at strides 4, 8, 16, 32; the last three go to the neck.
 STAGES = [
@@ -97,6 +98,6 @@ def test_odd_widths_under_adown_are_reported_at_the_param(tmp_path):
     from npc.spec import check_file
 
     path = write_spec(_spec(neck={"bu_type": "adown", "p3_to_p4_channels": 11}), tmp_path, "odd")
-    _, diagnostics, exit_code = check_file(path)
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(path)
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == ["/model/architecture/neck/params/p3_to_p4_channels"]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers import build_dict, compile_dict, compile_problem, write_spec
+from npc.errors import INVALID
 
 NUM_CLASSES = 3
 
@@ -88,8 +89,8 @@ def test_too_narrow_backbone_is_located(tmp_path):
     from npc.spec import check_file
 
     path = write_spec(_spec(wid_mul=0.01), tmp_path, "narrow")  # int(0.01 * 64) == 0 channels
-    _, diagnostics, exit_code = check_file(path)
-    assert exit_code == 1
+    _, diagnostics, problem = check_file(path)
+    assert problem is INVALID
     assert [d.pointer for d in diagnostics] == ["/model/architecture/backbone/params/wid_mul"]
 
 

@@ -10,8 +10,8 @@ import pytest
 from helpers import REPO
 from npc.spec import normalise, validate
 from npc.spec._expressions import FUNCTIONS, KEYWORDS, resolve_expressions
-from npc.spec._fmt_command import _load, convert, form_of
 from npc.spec._text_format import SLOTS, load_npc_text
+from npc.spec.convert import convert, form_of, load_form
 
 NPC_EXAMPLES = sorted((REPO / "examples").glob("*.npc"))
 
@@ -38,7 +38,7 @@ def test_most_examples_restate_a_yaml_or_json_one():
 
 @pytest.mark.parametrize("example, sibling", RESTATED, ids=[p.name for p, _ in RESTATED])
 def test_example_restates_its_yaml_or_json_sibling(example: Path, sibling: Path):
-    theirs = _load(sibling.read_text(), str(sibling), form_of(sibling)).source.data
+    theirs = load_form(sibling.read_text(), str(sibling), form_of(sibling)).source.data
     theirs.pop("$schema", None)  # editor-only
     assert json.dumps(load_npc_text(example.read_text()).data) == json.dumps(theirs)
 

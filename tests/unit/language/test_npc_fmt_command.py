@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from npc.cli.fmt_commands import register
 from npc.spec import load_text
-from npc.spec._fmt_command import register
 from npc.spec._text_format import load_npc_text
 
 CANONICAL_NPC = """\

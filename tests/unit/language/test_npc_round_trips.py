@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from helpers import EXAMPLES, REPO, ZOO_SPECS
 from npc.spec import load_text
-from npc.spec._fmt_command import FORMATS, _load, convert, dump_json, dump_yaml, form_of
 from npc.spec._text_format import dump_npc, load_npc_text, scan_comments
+from npc.spec.convert import FORMATS, convert, dump_json, dump_yaml, form_of, load_form
 
 SPECS = [
     *EXAMPLES,
@@ -24,7 +24,7 @@ SUFFIX = {"json": ".json", "yaml": ".yaml", "npc": ".npc"}
 
 def document(text: str, path: str) -> str:
     """The document as canonical JSON text, so key order counts in comparisons."""
-    return json.dumps(_load(text, path, form_of(path)).source.data)
+    return json.dumps(load_form(text, path, form_of(path)).source.data)
 
 
 def test_every_spec_is_covered():

@@ -10,14 +10,13 @@ import torch
 from rich.console import Console
 
 from helpers import TINY_POSE_MODEL
-from npc.runtime._augment import build_augmentation
-from npc.runtime._checkpoint import load_training_state, load_weights
-from npc.runtime._config import load_run_config, resolve_augmentation
-from npc.runtime._data import Preprocess
-from npc.runtime._data_pose import PosePreprocess, _keypoint_swap
-from npc.runtime._errors import DataError, RunError
-from npc.runtime._train import TrainOptions, train
+from npc.runtime.checkpoint import load_training_state, load_weights
+from npc.runtime.data import Preprocess, build_augmentation
+from npc.runtime.data.pose import PosePreprocess, _keypoint_swap
+from npc.runtime.engine import TrainOptions, train
+from npc.runtime.errors import DataError, RunError
 from npc.spec import SpecError
+from npc.spec.run_config import load_run_config, resolve_augmentation
 
 SIDE = 32
 PREPROCESS = Preprocess("rgb", SIDE, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # pixel p ↔ normalised 2p - 1
@@ -639,7 +638,7 @@ def test_mixing_at_probability_zero_passes_the_batch_and_its_labels():
 
 
 def test_losses_take_the_class_probabilities_mixing_makes():
-    from npc.runtime._losses import CrossEntropy, FocalLoss
+    from npc.runtime.losses.build import CrossEntropy, FocalLoss
 
     logits = {"pred": torch.randn(4, 5)}
     labels = torch.tensor([0, 3, 1, 4])

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from helpers import run_cli
-from npc.runtime._bad_samples import BadSamples
-from npc.runtime._config import resolve_data
-from npc.runtime._data import build_data
-from npc.runtime._errors import DataError
-from npc.runtime.commands import _skipped_rows
+from npc.cli.exits import exit_code_for
+from npc.cli.run_commands import _skipped_rows
+from npc.runtime.data import BadSamples, build_data
+from npc.runtime.errors import DataError
+from npc.spec.run_config import resolve_data
 
 CORRUPT = b"\x89PNG\r\n\x1a\n not really a png"
 
@@ -28,7 +28,7 @@ def _both(config, task, bad_message, exit_code=1):
     """build_data under ``error`` (must raise ``bad_message``) and under ``skip`` (returned)."""
     with pytest.raises(DataError, match=bad_message) as info:
         build_data({**config, "on_bad_sample": "error"}, ("train",), task=task)
-    assert info.value.exit_code == exit_code
+    assert exit_code_for(info.value) == exit_code
     return build_data({**config, "on_bad_sample": "skip"}, ("train",), task=task)
 
 
@@ -256,7 +256,7 @@ def test_a_split_with_only_bad_samples_is_an_error(tmp_path):
     config = resolve_data({"path": path, "id_mapping": ["cat", "dog"], "on_bad_sample": "skip"})
     with pytest.raises(DataError) as info:
         build_data(config, ("train",))
-    assert info.value.exit_code == 1
+    assert exit_code_for(info.value) == 1
     assert info.value.message == (
         f"{tmp_path / 'train.csv'}: every sample of the train split is bad (3 corrupt image, 1 missing image); "
         "none is left to use"

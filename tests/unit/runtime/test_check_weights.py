@@ -9,8 +9,8 @@ from safetensors.torch import save_file
 
 from helpers import ZOO_SPECS, compiles, peer_keys
 from npc.cli import main
-from npc.runtime._check_weights import check_shapes, read_shapes
-from npc.runtime._summary import load_target
+from npc.runtime.tools.check_weights import check_shapes, read_shapes
+from npc.runtime.tools.summary import load_target
 
 CASES = [path for path in ZOO_SPECS if compiles(path)]
 RESNET18 = next(p for p in ZOO_SPECS if p.stem == "resnet18-classification")

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from npc.runtime import _checkpoint
-from npc.runtime._checkpoint import (
+from npc.cli.exits import exit_code_for
+from npc.runtime import checkpoint as _checkpoint
+from npc.runtime.checkpoint import (
     apply_weights,
     capture_rng,
     load_training_state,
@@ -18,7 +19,7 @@ from npc.runtime._checkpoint import (
     save_training_state,
     save_weights,
 )
-from npc.runtime._errors import CheckpointError
+from npc.runtime.errors import CheckpointError
 
 
 def _model(tiny_model_py, num_classes=10, seed=0):
@@ -141,7 +142,7 @@ def test_pth_state_dicts_load_safely(tmp_path, tiny_model_py):
 def test_missing_or_corrupt_weights_name_the_file(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_weights(tmp_path / "nope.safetensors")
-    assert info.value.exit_code == 2 and "nope.safetensors: weights file not found" in info.value.message
+    assert exit_code_for(info.value) == 2 and "nope.safetensors: weights file not found" in info.value.message
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="bad.safetensors: not a readable safetensors file"):
         load_weights(tmp_path / "bad.safetensors")
@@ -156,7 +157,7 @@ def test_training_state_must_be_ours(tmp_path):
         load_training_state(tmp_path / "other.pt")
     with pytest.raises(CheckpointError) as info:
         load_training_state(tmp_path / "missing.pt")
-    assert info.value.exit_code == 2
+    assert exit_code_for(info.value) == 2
 
 
 def test_rng_states_survive_a_weights_only_round_trip(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import run_cli
-from npc.runtime.commands import _clean
+from npc.cli.exits import clean_message as _clean
 
 ONE_EPOCH = "epochs: 1\nbatch_size: 128\noptimizer: {name: adamw, lr: 0.01}"
 DIGITS_16 = "format: digits\nimage_size: 16"
@@ -17,7 +17,7 @@ DIGITS_16 = "format: digits\nimage_size: 16"
 def test_registering_the_commands_does_not_import_torch():
     code = (
         "import sys; from npc.cli import _build_parser; _build_parser(); "
-        "from npc.runtime import commands, _config; print('torch' in sys.modules)"
+        "from npc.cli import run_commands; from npc.spec import run_config; print('torch' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

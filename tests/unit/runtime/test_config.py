@@ -2,8 +2,9 @@
 
 import pytest
 
-from npc.runtime._config import load_run_config, resolve_data, resolve_training
+from npc.cli.exits import exit_code_for
 from npc.spec import SpecError
+from npc.spec.run_config import load_run_config, resolve_data, resolve_training
 
 
 def test_defaults_fill_an_absent_training_section(write_spec):
@@ -58,7 +59,7 @@ def test_errors_are_located_with_did_you_mean(write_spec):
     with pytest.raises(SpecError) as info:
         load_run_config(spec)
     found = {(d.pointer, d.line): d.message for d in info.value.diagnostics}
-    assert info.value.exit_code == 1
+    assert exit_code_for(info.value) == 1
     assert found[("/training/epochs", 20)] == "must be >= 1, got 0"
     assert found[("/training/optimizer/momentum", 21)].startswith("unknown key 'momentum'")
     assert "did you mean 'cosine'" in found[("/training/scheduler/name", 22)]
@@ -94,7 +95,7 @@ def test_training_file_replaces_the_spec_section(write_spec, tmp_path):
 def test_missing_training_file_is_exit_2(write_spec, tmp_path):
     with pytest.raises(SpecError) as info:
         load_run_config(write_spec(), training_path=tmp_path / "nope.yaml")
-    assert info.value.exit_code == 2
+    assert exit_code_for(info.value) == 2
     assert "cannot read file" in str(info.value)
 
 

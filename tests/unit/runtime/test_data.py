@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from npc.runtime._config import resolve_data
-from npc.runtime._data import build_data
-from npc.runtime._errors import DataError
+from npc.cli.exits import exit_code_for
+from npc.runtime.data import build_data
+from npc.runtime.errors import DataError
+from npc.spec.run_config import resolve_data
 
 
 def _local(tmp_path, make_images, *, rows=None, valid_rows=None, id_mapping=None, count=4):
@@ -70,18 +71,18 @@ def test_label_out_of_range_names_the_csv_line(tmp_path, make_images):
     with pytest.raises(DataError) as info:
         build_data(config)
     assert info.value.message == f"{tmp_path / 'labels' / 'train.csv'}:4: class '7' is not one of the 2 classes (a, b)"
-    assert info.value.exit_code == 1
+    assert exit_code_for(info.value) == 1
 
 
 def test_missing_image_and_folder_are_exit_2(tmp_path, make_images):
     config = _local(tmp_path, make_images, rows=["img_0.png,0", "img_9.png,1"])
     with pytest.raises(DataError, match=r"train.csv:3: image not found: .*images/train/img_9.png") as info:
         build_data(config)
-    assert info.value.exit_code == 2
+    assert exit_code_for(info.value) == 2
     config["path"]["train"]["image"] = "nowhere"
     with pytest.raises(DataError, match=r"data.path.train.image: folder not found: .*nowhere") as info:
         build_data(config)
-    assert info.value.exit_code == 2
+    assert exit_code_for(info.value) == 2
     config["path"]["root"] = str(tmp_path / "no-root")
     with pytest.raises(DataError, match="data.path.root: folder not found"):
         build_data(config)

@@ -26,9 +26,9 @@ import pytest
 import torch
 from rich.console import Console
 
-from npc.runtime._checkpoint import load_training_state, load_weights
-from npc.runtime._config import load_run_config
-from npc.runtime._train import TrainOptions, train
+from npc.runtime.checkpoint import load_training_state, load_weights
+from npc.runtime.engine import TrainOptions, train
+from npc.spec.run_config import load_run_config
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without torch.distributed")
 
@@ -155,8 +155,8 @@ def test_two_processes_end_with_the_weights_of_one(tmp_path, write_spec):
 
 
 def test_a_batch_that_does_not_divide_over_the_processes_is_refused():
-    from npc.runtime._distributed import Distributed, per_rank_batch
-    from npc.runtime._errors import RunError
+    from npc.runtime.engine.distributed import Distributed, per_rank_batch
+    from npc.runtime.errors import RunError
 
     assert per_rank_batch(48, Distributed(0, 2, 0)) == 24
     with pytest.raises(RunError, match="batch_size 50 is the global batch .* 3 processes"):
@@ -180,7 +180,7 @@ def test_rtdetr_trains_under_torchrun_when_one_process_gets_no_boxes(tmp_path):
     from PIL import Image
     from test_train_heads import MODELS
 
-    from npc.runtime._shapes import generate_shapes
+    from npc.runtime.data.shapes import generate_shapes
 
     shapes = generate_shapes(4, 64, seed=1)
     for folder in ("images", "labels"):
@@ -207,7 +207,7 @@ def test_a_model_with_parameters_a_training_step_never_reaches_trains_under_torc
     meta copy first and turns on find_unused_parameters."""
     from PIL import Image
 
-    from npc.runtime._shapes import generate_shapes
+    from npc.runtime.data.shapes import generate_shapes
 
     shapes = generate_shapes(4, 64, seed=1)
     for folder in ("images", "labels"):

@@ -4,7 +4,7 @@ keypoints as dots, each written as a PNG the size of the image."""
 import numpy as np
 from PIL import Image
 
-from npc.runtime._drawing import MASK_OPACITY, colour_for, draw_boxes, draw_keypoints, draw_mask
+from npc.runtime.tools.drawing import MASK_OPACITY, colour_for, draw_boxes, draw_keypoints, draw_mask
 
 
 def _grey(path, size=(64, 48)):

@@ -1,17 +1,19 @@
 """`npc export` (ONNX + onnxruntime, torch.export, torch.fx; verified, atomic) and BatchNorm folding."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+import npc.compiler
 from helpers import REPO, run_cli
-from npc.runtime import _export
-from npc.runtime._checkpoint import save_weights
-from npc.runtime._export import ExportOptions, export_path, flatten_outputs, infer_num_classes
-from npc.runtime._fuse import FUSE_SOURCE, fuse_bn_
-from npc.runtime._summary import build_model, load_target
+from npc.runtime.checkpoint import save_weights
+from npc.runtime.tools import export as _export
+from npc.runtime.tools.export import ExportOptions, export_path, flatten_outputs, infer_num_classes
+from npc.runtime.tools.fuse import fuse_bn_
+from npc.runtime.tools.summary import build_model, load_target
 
 GOLDEN = REPO / "tests" / "specs" / "golden"
 SPECS = {
@@ -176,7 +178,18 @@ def test_cli_export_prints_the_verification(capsys, tmp_path):
     assert "wrote" in stdout and "verified with onnxruntime" in stdout and "max abs diff" in stdout
     assert "pred: 1×5" in stdout
     code, stdout, _ = run_cli(
-        capsys, "export", spec, "--weights", weights, "-o", tmp_path / "m.pt2", "--input-size", 64, 64, "--json"
+        capsys,
+        "export",
+        spec,
+        "--weights",
+        weights,
+        "-o",
+        tmp_path / "m.pt2",
+        "--input-size",
+        64,
+        64,
+        "--format",
+        "json",
     )
     report = json.loads(stdout)
     assert code == 0 and report["format"] == "exported-program" and report["max_abs_diff"] <= TOLERANCE
@@ -189,7 +202,7 @@ def test_cli_errors(capsys, tmp_path):
     )
     assert code == 2 and "weights file not found" in err
     code, _, err = run_cli(capsys, "export", spec, "--weights", weights, "-o", tmp_path / "x.pt", "--opset", 13)
-    assert code == 2 and "--opset applies to --format onnx only" in err
+    assert code == 2 and "--opset applies to --to onnx only" in err
     other = SPECS["segmentation"]
     code, _, err = run_cli(capsys, "export", other, "--weights", weights, "-o", tmp_path / "x.pt2", "--num-classes", 5)
     assert code == 1 and "x.pt2" not in {p.name for p in tmp_path.iterdir()}
@@ -261,8 +274,10 @@ def test_fx_finds_pairs_outside_sequentials_and_leaves_shared_outputs_alone():
 
 
 def test_the_emittable_fuse_source_folds_convlayers():
+    """The ``fuse()`` that ``npc compile --fuse`` emits (the template's own text, no Jinja in it)."""
+    template = Path(npc.compiler.__file__).parent / "templates" / "block_fuse.py.jinja"
     namespace = {"torch": torch, "nn": nn}
-    exec(FUSE_SOURCE, namespace)
+    exec(template.read_text(encoding="utf-8"), namespace)
     target = load_target(SPECS["segmentation"])
     torch.manual_seed(0)
     model = _randomise_norms(build_model(target, 3))

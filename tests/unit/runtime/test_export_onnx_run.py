@@ -11,8 +11,8 @@ from helpers import run_cli, shape_png
 
 pytest.importorskip("onnxruntime")
 
-from npc.runtime._export import flatten_outputs, inference_outputs, output_skeleton  # noqa: E402
-from npc.runtime._onnx_model import _rebuild, read_npc_metadata  # noqa: E402
+from npc.runtime.tools.export import flatten_outputs, inference_outputs, output_skeleton  # noqa: E402
+from npc.runtime.tools.onnx_model import _rebuild, read_npc_metadata  # noqa: E402
 
 BACKBONE = """\
     backbone:

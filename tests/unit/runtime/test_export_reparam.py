@@ -6,9 +6,8 @@ import torch
 from torch import nn
 
 from npc import zoo
-from npc.runtime._export import ExportOptions, export_target
-from npc.runtime._fuse import merge_repconv_
-from npc.runtime._summary import build_model, load_target
+from npc.runtime.tools import ExportOptions, export_target, merge_repconv_
+from npc.runtime.tools.summary import build_model, load_target
 
 
 def _gelan(tmp_path, use_identity: bool):

@@ -59,8 +59,8 @@ NOT_SWEPT = pytest.mark.skip(reason="one config per family in the suite; NPC_FUL
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", [n if n in SWEPT else pytest.param(n, marks=NOT_SWEPT) for n in zoo.names()])
 def test_every_zoo_config_exports_verified(name, fmt, tmp_path):
-    from npc.runtime._errors import RunError
-    from npc.runtime._export import TRAINING_ONLY_OUTPUTS, ExportOptions, export_path
+    from npc.runtime.errors import RunError
+    from npc.runtime.tools.export import TRAINING_ONLY_OUTPUTS, ExportOptions, export_path
 
     output = tmp_path / f"{name}.{fmt}"
     side = SIDES.get(name, SIDE)

@@ -15,11 +15,13 @@ import torch
 from rich.console import Console
 
 from helpers import run_cli
-from npc.runtime import _faults, _train
-from npc.runtime._checkpoint import load_training_state, load_weights
-from npc.runtime._config import load_run_config
-from npc.runtime._errors import RunError
-from npc.runtime._train import Interrupted, TrainOptions, train
+from npc.cli.exits import exit_code_for
+from npc.runtime.checkpoint import load_training_state, load_weights
+from npc.runtime.engine import Interrupted, TrainOptions, train
+from npc.runtime.engine import faults as _faults
+from npc.runtime.engine import trainer as _train
+from npc.runtime.errors import RunError
+from npc.spec.run_config import load_run_config
 
 STEPS = 11  # per epoch: digits' train split in batches of 128
 TRAINING = """
@@ -93,7 +95,7 @@ def test_a_signal_saves_mid_epoch_and_the_resumed_run_is_bit_identical(
     with pytest.raises(Interrupted) as info:
         _run(spec, tmp_path / "cut", tiny_model_py)
     monkeypatch.undo()
-    assert info.value.exit_code == code
+    assert exit_code_for(info.value) == code
     assert f"stopped by {signal.Signals(signum).name}" in info.value.message
     assert f"--resume {tmp_path / 'cut'}" in info.value.message
     state = load_training_state(tmp_path / "cut")
@@ -119,7 +121,7 @@ def test_more_signals_during_the_save_are_ignored_and_the_state_is_whole(
     with pytest.raises(Interrupted) as info:
         _run(spec, tmp_path / "cut", tiny_model_py)
     monkeypatch.undo()
-    assert info.value.exit_code == 143  # the first signal decides
+    assert exit_code_for(info.value) == 143  # the first signal decides
     assert "3 further signal(s)" in info.value.message
     assert load_training_state(tmp_path / "cut")["progress"]["step"] == 7
     _run(spec, tmp_path / "cut", tiny_model_py, resume=tmp_path / "cut")
@@ -141,7 +143,7 @@ def test_a_signal_during_setup_stops_before_the_first_step_with_nothing_to_resum
             train(config, TrainOptions(out_dir=tmp_path / "run", model_py=tiny_model_py, tensorboard=False))
     finally:
         _train.build = real_build
-    assert info.value.exit_code == 143 and "before the first step: nothing to resume" in info.value.message
+    assert exit_code_for(info.value) == 143 and "before the first step: nothing to resume" in info.value.message
     assert not (tmp_path / "run" / "training_state.pt").exists()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
 
@@ -345,7 +347,8 @@ def test_disk_full_while_saving_keeps_the_previous_files_and_names_the_file(
 HOLD = """
 import sys, time
 from pathlib import Path
-from npc.runtime._faults import claim_run_folder
+from npc.runtime.engine.faults import claim_run_folder
+from npc.cli.exits import exit_code_for
 claim_run_folder(Path(sys.argv[1]))
 print("held", flush=True)
 time.sleep(60)

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from helpers import run_cli
-from npc.runtime import _train
-from npc.runtime._checkpoint import load_training_state
+from npc.runtime.checkpoint import load_training_state
+from npc.runtime.engine import trainer as _train
 
 DAMAGE = {
     "corrupted": lambda path: path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64),

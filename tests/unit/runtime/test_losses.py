@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from npc.runtime._losses import build_loss
+from npc.cli.exits import exit_code_for
+from npc.runtime.losses import build_loss
 from npc.spec import LossSpec, Source, SpecError
 
 LOGITS = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]])
@@ -65,7 +66,7 @@ def test_unsupported_criterion_is_reported_at_its_position():
     assert (diagnostic.file, diagnostic.line, diagnostic.col) == ("spec.yaml", 30, 7)
     assert diagnostic.pointer == "/model/losses/0/criterion"
     assert "'pidnet_loss' is not supported by npc train for classification" in diagnostic.message
-    assert info.value.exit_code == 1
+    assert exit_code_for(info.value) == 1
 
 
 def test_unsupported_parameter_is_an_error():
@@ -118,7 +119,7 @@ def test_retinanet_loss_regresses_the_matched_anchor_with_l1():
 
 
 def test_retinanet_matching_thresholds():
-    from npc.runtime._losses_detection import match_anchors
+    from npc.runtime.losses.detection import match_anchors
 
     anchors = torch.tensor([[0.0, 0, 10, 10], [0.0, 0, 10, 5.5], [0.0, 0, 10, 4.5], [50.0, 50, 60, 60]])
     matched = match_anchors(torch.tensor([[0.0, 0, 10, 10]]), anchors)
@@ -174,7 +175,7 @@ def test_default_losses_per_task():
 
 
 def test_seg_cross_entropy_without_ignore_index_explains_unlabelled_pixels():
-    from npc.runtime._errors import RunError
+    from npc.runtime.errors import RunError
 
     loss, _ = build_loss((_loss("seg_cross_entropy"),), task="segmentation")
     with pytest.raises(RunError, match="need seg_cross_entropy's ignore_index: 255"):

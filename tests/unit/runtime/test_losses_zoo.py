@@ -1,4 +1,4 @@
-"""Zoo losses (runtime/_losses_zoo.py) against hand-computed values, and their gradients into the compiled models."""
+"""Zoo losses (runtime/losses/zoo.py) against hand-computed values, and their gradients into the compiled models."""
 
 import math
 import re
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from helpers import EXAMPLES, compile_file, import_source
-from npc.runtime._losses import build_loss
-from npc.runtime._losses_zoo import boundary_mask, simcc_targets
+from npc.runtime.losses import build_loss
+from npc.runtime.losses.zoo import boundary_mask, simcc_targets
 from npc.spec import LossSpec, SpecError
 
 LN2 = math.log(2)
@@ -98,7 +98,7 @@ def test_pidnet_loss_is_zero_without_the_auxiliary_outputs():
 
 
 def test_pidnet_loss_needs_a_pidnet_model():
-    from npc.runtime._errors import RunError
+    from npc.runtime.errors import RunError
 
     with pytest.raises(RunError, match="only a pidnet model gives"):
         _pidnet()({"pred": torch.zeros(1, 2, 1, 4)}, MASK)
@@ -157,7 +157,7 @@ def test_simcc_targets_drop_keypoints_whose_gaussian_misses_the_bins():
 
 
 def test_rtmcc_loss_needs_keypoints_per_prediction():
-    from npc.runtime._errors import RunError
+    from npc.runtime.errors import RunError
 
     with pytest.raises(RunError, match=r"\(B, K, 3\)"):
         _rtmcc(torch.zeros(1, 2, 10), torch.zeros(1, 3, 3), (3, 2))
@@ -210,7 +210,7 @@ def test_yolov9_loss_without_boxes_is_the_class_bce_only():
 
 
 def test_yolov9_distribution_focal_loss_splits_between_neighbouring_bins():
-    from npc.runtime._losses_yolo import distribution_focal_loss
+    from npc.runtime.losses.yolo import distribution_focal_loss
 
     logits = torch.tensor([0.0, 1.0, 0.0, 0.0]).expand(1, 4, 4)
     norm = math.log(math.e + 3)
@@ -219,7 +219,7 @@ def test_yolov9_distribution_focal_loss_splits_between_neighbouring_bins():
 
 
 def test_yolov9_a_cell_wanted_by_two_boxes_goes_to_the_one_it_overlaps_most():
-    from npc.runtime._losses_yolo import assign
+    from npc.runtime.losses.yolo import assign
 
     gt = torch.tensor([[0.0, 0.0, 8.0, 8.0], [2.0, 2.0, 12.0, 12.0]])  # both hold the anchor (4, 4)
     wanted_cls, wanted_box, assigned = assign(
@@ -231,7 +231,7 @@ def test_yolov9_a_cell_wanted_by_two_boxes_goes_to_the_one_it_overlaps_most():
 
 
 def test_yolov9_loss_reg_max_must_match_the_head():
-    from npc.runtime._errors import RunError
+    from npc.runtime.errors import RunError
 
     with pytest.raises(RunError, match="reg_max 16"):
         _yolov9({"pred": [torch.zeros(1, 18, 1, 2)]}, YOLO_BOX, reg_max=16)
@@ -260,7 +260,7 @@ def _fastest(out, targets, image_size=(8, 8), anchors=FASTEST_ANCHORS):
 
 
 def test_giou_subtracts_the_empty_share_of_the_enclosing_box():
-    from npc.runtime._losses_yolo import giou
+    from npc.runtime.losses.yolo import giou
 
     value = giou(torch.tensor([[0.0, 0, 8, 8]]), torch.tensor([[4.0, 4, 12, 12]]))
     assert value.item() == pytest.approx(16 / 112 - (144 - 112) / 144, abs=1e-6)
@@ -294,7 +294,7 @@ def test_yolofastest_loss_decodes_offsets_and_sizes():
 
 
 def test_yolofastest_loss_anchors_must_match_the_head():
-    from npc.runtime._errors import RunError
+    from npc.runtime.errors import RunError
 
     with pytest.raises(RunError, match=r"\[3\] anchors per level, the head gives \[2\]"):
         _fastest({"pred": [torch.zeros(1, 2, 7, 1, 1)]}, YOLO_BOX, anchors=[[8, 8, 16, 16, 32, 32]])
@@ -355,7 +355,7 @@ def test_detr_loss_focal_term_and_auxiliary_outputs_add_up():
 
 
 def test_detr_hungarian_matching_is_one_to_one_and_global():
-    from npc.runtime._losses_detr import DEFAULT_MATCHER, hungarian_match
+    from npc.runtime.losses.detr import DEFAULT_MATCHER, hungarian_match
 
     targets = [{"boxes": torch.tensor([[0.0, 0, 0.5, 0.5], [0.5, 0.5, 1, 1]]), "labels": torch.tensor([0, 1])}]
     boxes = torch.tensor([[[0.75, 0.75, 0.5, 0.5], [0.25, 0.25, 0.5, 0.5], [0.5, 0.5, 0.2, 0.2]]])
@@ -402,7 +402,7 @@ def test_every_spec_loss_is_trainable_with_the_spec_defaults():
     import inspect
 
     from npc.compiler import registry
-    from npc.runtime._losses import CRITERIA
+    from npc.runtime.losses import CRITERIA
 
     problems = []
     for component in registry.list_components("loss"):

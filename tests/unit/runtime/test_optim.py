@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from npc.runtime._optim import ModelEMA, build_optimizer, build_scheduler, lr_at
+from npc.runtime.engine.optim import ModelEMA, build_optimizer, build_scheduler, lr_at
 
 
 def test_warmup_then_cosine_reaches_min_lr_at_the_end():

@@ -1,7 +1,7 @@
 """File names npc derives from user input (images given to predict, the spec's name for a default run folder) stay
 plain names inside the chosen folder and never collide within one call."""
 
-from npc.runtime._infer import OutputNames
+from npc.runtime.tools.infer import OutputNames
 
 
 def test_stems_are_plain_names_that_cannot_leave_the_folder_or_hide():

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from helpers import run_cli
-from npc.runtime._augment import build_augmentation
-from npc.runtime._config import resolve_augmentation
-from npc.runtime._data import Preprocess
+from npc.runtime.data import Preprocess, build_augmentation
+from npc.spec.run_config import resolve_augmentation
 from tests.unit.runtime.test_augment import HEADS, TASK_SPEC
 
 SIDE = 32
@@ -113,9 +112,9 @@ def test_a_resumed_run_replays_hsvjitter_randomresize_and_randomzoomout(tmp_path
     """Stopped after epoch 1 and resumed: the same jitter and sizes are drawn, so the weights equal a straight run's."""
     from rich.console import Console
 
-    from npc.runtime._checkpoint import load_weights
-    from npc.runtime._config import load_run_config
-    from npc.runtime._train import TrainOptions, train
+    from npc.runtime.checkpoint import load_weights
+    from npc.runtime.engine import TrainOptions, train
+    from npc.spec.run_config import load_run_config
 
     spec = write_spec(
         "epochs: 2\nbatch_size: 128\nseed: 3\noptimizer: {name: adamw, lr: 0.01}", "format: digits\nimage_size: 16"

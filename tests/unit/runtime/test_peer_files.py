@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from npc.runtime._config import load_run_config
+from npc.cli.exits import exit_code_for
 from npc.spec import SpecError
+from npc.spec.run_config import load_run_config
 from tests.helpers import REPO, run_cli
 
 PEER = REPO.parent / "shared" / "peer" / "configs"
@@ -265,7 +266,7 @@ def test_every_file_reports_its_problems_in_one_run(six_files, tmp_path):
     assert ("environment.yaml", "/environment/batch_size") in where
     assert ("logging.yaml", "/logging/mlflow") in where
     assert ("augmentation.yaml", "/augmentation/train/1/p") in where
-    assert info.value.exit_code == 1
+    assert exit_code_for(info.value) == 1
 
 
 def test_sizes_are_checked_in_the_same_run_as_other_files_schema_problems(six_files, tmp_path):
@@ -284,7 +285,7 @@ def test_an_unreadable_file_does_not_hide_the_others(six_files):
     with pytest.raises(SpecError) as info:
         _load(six_files, logging=LOGGING.replace("mlflow: false", "mlflow: true"))
     files = {Path(d.file).name for d in info.value.diagnostics}
-    assert files == {"environment.yaml", "logging.yaml"} and info.value.exit_code == 2
+    assert files == {"environment.yaml", "logging.yaml"} and exit_code_for(info.value) == 2
 
 
 # --- the peer's own files (extra check) -----------------------------------------------------------------------------
@@ -319,7 +320,7 @@ def test_the_peers_benchmark_training_environment_and_logging_files_load(write_s
 
 
 def test_several_gpus_repeat_the_command_under_torchrun_on_those_gpus(tmp_path):
-    from npc.runtime.commands import torchrun_command
+    from npc.cli.run_commands import torchrun_command
 
     command, env = torchrun_command([2, 3], ["train", "--model", "m.yaml", "--environment", "e.yaml"], tmp_path / "r")
     assert command[1:5] == ["-m", "torch.distributed.run", "--nproc-per-node=2", "-m"]
@@ -333,8 +334,8 @@ def test_one_gpu_without_cuda_trains_on_the_cpu_with_a_note(capsys, monkeypatch,
     import torch
     from rich.console import Console
 
-    from npc.runtime._distributed import Distributed
-    from npc.runtime.commands import _environment_device
+    from npc.cli.run_commands import _environment_device
+    from npc.runtime.engine.distributed import Distributed
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     device = _environment_device({"gpus": "0, 1"}, Distributed(), Console(), tmp_path)
@@ -346,8 +347,7 @@ def test_cache_data_reads_every_image_once(tmp_path):
     import torch
     from torch.utils.data import Dataset
 
-    from npc.runtime._data import DataBundle, Preprocess
-    from npc.runtime._data_cache import cached
+    from npc.runtime.data import DataBundle, Preprocess, cached
 
     class Counting(Dataset):
         reads = 0
@@ -393,7 +393,7 @@ def test_an_inference_list_may_restate_the_input_size_but_not_change_it(six_file
 def test_null_pattern_and_pallete_and_an_id_mapping_file_under_a_home_root(
     six_files, tmp_path, monkeypatch, make_images
 ):
-    from npc.runtime._data import build_data
+    from npc.runtime.data import build_data
 
     monkeypatch.setenv("HOME", str(tmp_path))
     root = tmp_path / "dataset"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from npc.runtime._config import resolve_training
-from npc.runtime._optim import build_optimizer, build_scheduler, lr_at
-from npc.runtime._schema import OPTIMIZERS, SCHEDULERS
+from npc.runtime.engine.optim import build_optimizer, build_scheduler, lr_at
+from npc.schemas.run import OPTIMIZERS, SCHEDULERS
+from npc.spec.run_config import resolve_training
 
 FACTS = json.loads((Path(__file__).parents[2] / "data" / "peer_lr_facts.json").read_text())["cases"]
 
@@ -68,7 +68,7 @@ def test_the_facts_cover_every_optimizer_and_scheduler_of_the_peer():
 
 
 def test_param_groups_follow_the_peers_names_and_overwrite():
-    from npc.runtime._errors import RunError
+    from npc.runtime.errors import RunError
 
     class Part(torch.nn.Module):
         def __init__(self) -> None:

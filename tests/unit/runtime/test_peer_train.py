@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from npc.runtime import _train
-from npc.runtime._checkpoint import load_weights
-from npc.runtime._config import load_run_config
-from npc.runtime._optim import lr_at
-from npc.runtime._train import TrainOptions, train
+from npc.runtime.checkpoint import load_weights
+from npc.runtime.engine import TrainOptions, train
+from npc.runtime.engine import trainer as _train
+from npc.runtime.engine.optim import lr_at
+from npc.spec.run_config import load_run_config
 from tests.helpers import run_cli
 from tests.unit.runtime.test_peer_files import AUGMENTATION, DATA, ENVIRONMENT, LOGGING, TRAINING
 

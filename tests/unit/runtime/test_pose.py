@@ -11,11 +11,11 @@ import torch
 
 from helpers import TINY_POSE_MODEL, run_cli
 from npc.cli import main
-from npc.runtime._data import build_data
-from npc.runtime._data_pose import FIGURE_KEYPOINTS
-from npc.runtime._errors import DataError, RunError
-from npc.runtime._load_model import check_output
-from npc.runtime._metrics import decode_simcc, oks_ap, pose_meters
+from npc.runtime.data import build_data
+from npc.runtime.data.pose import FIGURE_KEYPOINTS
+from npc.runtime.engine.load_model import check_output
+from npc.runtime.engine.metrics import decode_simcc, oks_ap, pose_meters
+from npc.runtime.errors import DataError, RunError
 
 SPEC = (
     TINY_POSE_MODEL

@@ -6,7 +6,7 @@ import pytest
 
 from helpers import REPO, ZOO_SPECS, compiles, peer_results, run_cli
 from npc.cli import main
-from npc.runtime._summary import load_target, summarize_target
+from npc.runtime.tools.summary import load_target, summarize_target
 
 GOLDEN = REPO / "tests" / "specs" / "golden"
 CLASSIFICATION = GOLDEN / "tiny-resnet-classification.yaml"

@@ -122,9 +122,9 @@ def test_detection_resumes_to_the_same_weights(tmp_path):
     import torch
     from rich.console import Console
 
-    from npc.runtime._checkpoint import load_weights
-    from npc.runtime._config import load_run_config
-    from npc.runtime._train import TrainOptions, train
+    from npc.runtime.checkpoint import load_weights
+    from npc.runtime.engine import TrainOptions, train
+    from npc.spec.run_config import load_run_config
 
     config = load_run_config(_spec(tmp_path, "detection"), overrides={"epochs": 2})
     quiet = Console(file=open("/dev/null", "w"))  # noqa: SIM115

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from npc.runtime._config import resolve_data
-from npc.runtime._data import build_data
-from npc.runtime._errors import DataError
-from npc.runtime._shapes import generate_shapes
+from npc.cli.exits import exit_code_for
+from npc.runtime.data import build_data
+from npc.runtime.data.shapes import generate_shapes
+from npc.runtime.errors import DataError
+from npc.spec.run_config import resolve_data
 
 
 def test_shapes_are_deterministic_in_the_seed():
@@ -100,7 +101,7 @@ def test_mask_errors_name_the_file(tmp_path):
     (tmp_path / "mask" / "s0.png").unlink()
     with pytest.raises(DataError, match=r"s0.jpg: no mask with the same name") as info:
         build_data(_seg_config(tmp_path, id_mapping=["a", "b"]), task="segmentation")
-    assert info.value.exit_code == 2
+    assert exit_code_for(info.value) == 2
     with pytest.raises(DataError, match="id_mapping: required for segmentation"):
         build_data(_seg_config(tmp_path), task="segmentation")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from npc.runtime._metrics import CocoMAP, evaluate
+from npc.runtime.engine.metrics import CocoMAP, evaluate
 
 TRUTH = [{"boxes": torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 40.0]]), "labels": torch.tensor([0, 1])}]
 

@@ -6,11 +6,12 @@ import pytest
 import torch
 from rich.console import Console
 
-from npc.runtime import _train
-from npc.runtime._checkpoint import load_training_state, load_weights, save_weights
-from npc.runtime._config import load_run_config
-from npc.runtime._load_model import apply_checkpoint, freeze_backbone, import_model, keep_frozen_eval
-from npc.runtime._train import Interrupted, TrainOptions, train
+from npc.cli.exits import exit_code_for
+from npc.runtime.checkpoint import load_training_state, load_weights, save_weights
+from npc.runtime.engine import Interrupted, TrainOptions, train
+from npc.runtime.engine import trainer as _train
+from npc.runtime.engine.load_model import apply_checkpoint, freeze_backbone, import_model, keep_frozen_eval
+from npc.spec.run_config import load_run_config
 
 SMALL = """
 epochs: 2
@@ -118,7 +119,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, write_spec, ti
     monkeypatch.setattr(_train.Reporter, "step", interrupt)
     with pytest.raises(Interrupted) as info:
         _run(spec, tmp_path / "cut", tiny_model_py)
-    assert info.value.exit_code == 130
+    assert exit_code_for(info.value) == 130
     assert "--resume" in info.value.message and "holds epoch 1" in info.value.message
     assert load_training_state(tmp_path / "cut")["epoch"] == 1
     monkeypatch.undo()
@@ -192,7 +193,7 @@ def _fx_spec(write_spec, fx_path):
 
 def test_fx_model_checkpoint_is_refused_without_trust_and_loads_with_it(tmp_path, write_spec, tiny_model_py):
     start = import_model(tiny_model_py).build_model(10)
-    torch.save(torch.fx.symbolic_trace(start), tmp_path / "start_fx.pt")  # what `npc export --format fx` writes
+    torch.save(torch.fx.symbolic_trace(start), tmp_path / "start_fx.pt")  # what `npc export --to fx` writes
     spec = _fx_spec(write_spec, tmp_path / "start_fx.pt")
 
     with pytest.raises(_train.RunError, match="--trust-pickle"):

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from helpers import run_cli, shape_png, train_metric_curve
-from npc.runtime._errors import RunError
-from npc.runtime._load_model import check_output, training_targets_feeder
+from npc.runtime.engine.load_model import check_output, training_targets_feeder
+from npc.runtime.errors import RunError
 
 MODELS = {
     "yolo_detection_head": """\
@@ -176,8 +176,8 @@ def test_train_evaluate_predict(capsys, tmp_path, name):
 
 def test_rtdetr_trains_with_denoising_queries(tmp_path):
     """The ground truth reaches the head before a training forward pass, so the loss sees denoising outputs."""
-    from npc.runtime._config import load_run_config
-    from npc.runtime._load_model import build, compile_source, import_model
+    from npc.runtime.engine.load_model import build, compile_source, import_model
+    from npc.spec.run_config import load_run_config
 
     config = load_run_config(_spec(tmp_path, "rtdetr_head"))
     (tmp_path / "model.py").write_text(compile_source(config))
@@ -223,9 +223,9 @@ def test_a_model_without_a_known_head_passes_when_a_layout_fits():
 
 
 def test_a_pidnet_spec_without_losses_trains_its_p_and_d_branches(tmp_path):
-    from npc.runtime._config import load_run_config
-    from npc.runtime._load_model import head_name
-    from npc.runtime._losses import build_loss
+    from npc.runtime.engine.load_model import head_name
+    from npc.runtime.losses import build_loss
+    from npc.spec.run_config import load_run_config
 
     spec = _spec(tmp_path, "pidnet")
     spec.write_text(spec.read_text().replace("  losses:\n    - {criterion: pidnet_loss, ignore_index: 255}\n", ""))

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO
-from npc.spec import Diagnostic, check_file, format_json, format_text, load_text, normalise, validate
+from npc.cli.exits import exit_code_for
+from npc.spec import Diagnostic, SpecError, check_file, format_json, format_text, load_text, normalise, validate
 
 SPECS = REPO / "tests" / "specs"
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -54,9 +55,9 @@ POSITIVE = _spec_files("positive")
 
 @pytest.mark.parametrize("spec", POSITIVE, ids=[p.stem for p in POSITIVE])
 def test_positive_spec_is_valid(spec):
-    source, diagnostics, code = check_file(spec)
+    source, diagnostics, problem = check_file(spec)
     assert diagnostics == [], format_text(diagnostics)
-    assert code == 0
+    assert problem is None
     spec = normalise(source.data, source.path)  # a valid spec always normalises
     assert spec.components and spec.name == source.data["model"]["name"]
 
@@ -66,7 +67,8 @@ def test_negative_spec_yields_expected_diagnostics(spec):
     sidecar = _expectation_of(spec)
     assert sidecar.exists(), f"write the expected diagnostics of {spec.name} in {sidecar.name}"
     expected = json.loads(sidecar.read_text())
-    _, diagnostics, code = check_file(spec)
+    _, diagnostics, problem = check_file(spec)
+    code = exit_code_for(SpecError(diagnostics, problem)) if problem else 0
     shown = "\n" + format_text(diagnostics)
 
     assert code == expected["exit"], f"exit {code}, expected {expected['exit']}:{shown}"

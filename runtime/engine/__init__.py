@@ -1,0 +1,44 @@
+"""The training engine: what ``npc train`` runs, epoch by epoch.
+
+* :mod:`.trainer` — ``train`` (setup, resume, the epoch loop, saving), ``train_one_epoch`` and the step.
+* :mod:`.optim` — optimiser param groups, learning-rate schedule with warm-up, EMA, as NetsPresso Trainer does.
+* :mod:`.precision` — ``training.mixed_precision``: autocast and the grad scaler.
+* :mod:`.distributed` — the process group under ``torchrun`` and the few collectives the loop needs.
+* :mod:`.faults` — stop signals, step checkpoints, the run-folder lock, non-finite losses.
+* :mod:`.metrics` — validation per task (torchmetrics, COCOeval, PCK): ``evaluate``.
+* :mod:`.report` — progress bar, epoch lines, ``metrics.csv``, TensorBoard.
+* :mod:`.load_model` — spec or ``model.py`` to ``nn.Module``: compile, import, build, load weights, freeze.
+
+Names are imported on first use, so that ``import npc.runtime.engine`` stays cheap.
+"""
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "train": "trainer",
+    "TrainOptions": "trainer",
+    "TrainResult": "trainer",
+    "Interrupted": "trainer",
+    "resolve_device": "trainer",
+    "evaluate": "metrics",
+    "METRICS": "metrics",
+    "PRIMARY": "metrics",
+    "build_optimizer": "optim",
+    "build_scheduler": "optim",
+    "lr_schedule": "optim",
+    "build_precision": "precision",
+    "Reporter": "report",
+    "read_metrics": "report",
+    "build": "load_model",
+    "import_model": "load_model",
+    "model_source": "load_model",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
