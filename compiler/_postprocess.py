@@ -19,7 +19,7 @@ from ._render import format_assignment, literal
 
 __all__ = ["NMS_DEFAULTS", "POSTPROCESSOR_PARAMS", "postprocessor_context", "settings"]
 
-# Post-processing (detection / pose decode and NMS). The peer's heads each read a subset of these.
+# Post-processing (detection / pose decode and NMS; classification's top-k). The peer's heads each read a subset.
 POSTPROCESSOR_PARAMS: dict[str, dict[str, Any]] = {
     "score_thresh": {
         "type": "number",
@@ -61,6 +61,12 @@ POSTPROCESSOR_PARAMS: dict[str, dict[str, Any]] = {
         "type": "array",
         "items": {"type": "array", "items": {"type": "number"}},
         "description": "YOLO-Fastest: anchor (w, h) pairs per output level, flattened per level.",
+    },
+    "topk_max": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "Classification: list at most this many (label, score) pairs per prediction "
+        "(NetsPresso's classification postprocessor keeps the top 20).",
     },
     "simcc_split_ratio": {
         "type": "number",

@@ -122,6 +122,10 @@ _EMA_KEYS: dict[str, dict[str, Any]] = {
 }
 
 
+def _bare(schema: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in schema.items() if key != "description"}
+
+
 def _named(
     names: tuple[str, ...], keys: dict[str, dict[str, Any]], *, nullable: bool, common: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -129,7 +133,9 @@ def _named(
     common = common or {}
     all_keys = {"name": {"enum": list(names)}, **common}
     for per_name in keys.values():
-        all_keys.update(per_name)
+        for key, schema in per_name.items():  # a key two names type differently: each name's branch checks it
+            known = all_keys.get(key, schema)
+            all_keys[key] = known if _bare(known) == _bare(schema) else {}
     branches = [
         {
             "if": {"properties": {"name": {"const": name}}, "required": ["name"]},
@@ -282,8 +288,8 @@ DATA_SCHEMA: dict[str, Any] = {
 
 # --- augmentation ----------------------------------------------------------------------------------------------
 
-# NetsPresso Trainer's transform names that npc runs (kornia, plus npc's own batch mosaic and mixing; see
-# runtime/data/augment.py); the peer's other transforms (hsvjitter, randomioucrop, ...) are refused by name.
+# NetsPresso Trainer's transform names, every one of its registry's (kornia, plus npc's own batch steps; see
+# runtime/data/augment.py).
 TRAIN_TRANSFORMS = (
     "randomresizedcrop",
     "randomcrop",
@@ -298,12 +304,25 @@ TRAIN_TRANSFORMS = (
     "hsvjitter",
     "randomresize",
     "randomzoomout",
+    "randomioucrop",
+    "randomresize2",
+    "trivialaugmentwide",
+    "autoaugment",
+    "posetopdownaffine",
     "mixing",
     "totensor",
     "normalize",
 )
 # Evaluation is never augmented: an inference list may only restate npc's own preprocessing.
-INFERENCE_TRANSFORMS = ("resize", "pad", "centercrop", "totensor", "normalize")  # each must keep the input size
+INFERENCE_TRANSFORMS = (  # each must keep the input size (posetopdownaffine: restate the loader's crop)
+    "resize",
+    "pad",
+    "centercrop",
+    "posetopdownaffine",
+    "totensor",
+    "normalize",
+)
+AUTOAUGMENT_POLICIES = ("imagenet", "cifar10", "svhn")  # torchvision's AutoAugmentPolicy values
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
@@ -323,6 +342,11 @@ _HUE = {
     "maxItems": 2,
 }
 _TRIPLE = {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3}
+_FILL = _doc(
+    {"type": ["integer", "array", "null"], "minimum": 0, "maximum": 255, "items": _PIXEL, "minItems": 3, "maxItems": 3},
+    "fill of the area a geometric op uncovers, 0..255 (one value or R, G, B); null: black",
+)
+_SCALE_FRACTION = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
 _SPREAD = {"type": ["number", "array"], "minimum": 0, "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
 _ALPHA_AND_P = _doc(
     {"type": ["array", "null"], "prefixItems": [_POSITIVE, _PROBABILITY], "minItems": 2, "maxItems": 2},
@@ -392,6 +416,42 @@ _TRANSFORM_KEYS: dict[str, dict[str, Any]] = {
         "stride": _doc(_SIDE, "sizes are base_size + stride * k"),
         "random_range": _doc({"type": "integer", "minimum": 0}, "k is drawn from [-random_range, random_range]"),
         "interpolation": {"enum": list(INTERPOLATIONS)},
+    },
+    "randomioucrop": {
+        "min_scale": _doc(_SCALE_FRACTION, "smallest crop side, as a fraction of the image's"),
+        "max_scale": _doc(_SCALE_FRACTION, "largest crop side, as a fraction of the image's"),
+        "min_aspect_ratio": _doc(_POSITIVE, "smallest crop width / height"),
+        "max_aspect_ratio": _doc(_POSITIVE, "largest crop width / height"),
+        "p": _PROBABILITY,
+        "sampler_options": _doc(
+            {"type": ["array", "null"], "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 1},
+            "minimum IoU choices (1.0: leave the image); null: [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0]",
+        ),
+        "trials": _doc({"type": "integer", "minimum": 1}, "crops tried per IoU choice"),
+    },
+    "randomresize2": {
+        "base_size": _doc(_SIZE, "[height, width] the random factor scales; default: the size at this point"),
+        "random_range": _doc(_RANGE, "[min, max] scale factor, drawn per image"),
+        "interpolation": {"enum": list(INTERPOLATIONS)},
+    },
+    "trivialaugmentwide": {
+        "num_magnitude_bins": _doc({"type": "integer", "minimum": 2}, "magnitude steps of each op"),
+        "interpolation": {"enum": list(INTERPOLATIONS)},
+        "fill": _FILL,
+    },
+    "autoaugment": {
+        "policy": _doc({"enum": list(AUTOAUGMENT_POLICIES)}, "the searched policy (torchvision's)"),
+        "interpolation": {"enum": list(INTERPOLATIONS)},
+        "fill": _FILL,
+    },
+    "posetopdownaffine": {
+        "scale": _doc(_RANGE, "[min, max] scale of the person's box (above 1: zoom out)"),
+        "scale_prob": _PROBABILITY,
+        "translate": _doc(_NON_NEGATIVE, "shift of the box centre, up to this fraction of the box"),
+        "translate_prob": _PROBABILITY,
+        "rotation": _doc(_NON_NEGATIVE, "rotation up to this many degrees either way"),
+        "rotation_prob": _PROBABILITY,
+        "size": _doc(_SIZE, "[width, height] of the crop (OpenCV's order, as NetsPresso's): data.input_size's"),
     },
     "totensor": {"pixel_range": _doc({"const": 1.0}, "npc feeds the model pixels in 0..1 before normalising")},
     "normalize": {"mean": _TRIPLE, "std": _TRIPLE},

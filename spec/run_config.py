@@ -531,13 +531,50 @@ TRANSFORM_DEFAULTS: dict[str, dict[str, Any]] = {
     "hsvjitter": {"h_mag": 5, "s_mag": 30, "v_mag": 30},  # YOLOX's (the peer's COCO recipes)
     "randomresize": {"stride": 32, "random_range": 5, "interpolation": "bilinear"},  # base_size: the input size
     "randomzoomout": {"fill": 0, "side_range": [1.0, 4.0], "p": 0.5},  # torchvision's RandomZoomOut defaults
+    "randomioucrop": {  # torchvision's RandomIoUCrop defaults; p (the peer's own key): always
+        "min_scale": 0.3,
+        "max_scale": 1.0,
+        "min_aspect_ratio": 0.5,
+        "max_aspect_ratio": 2.0,
+        "p": 1.0,
+        "sampler_options": None,  # None: [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0], as the peer
+        "trials": 40,
+    },
+    "randomresize2": {"random_range": [0.5, 1.5], "interpolation": "bilinear"},  # base_size: the input size
+    "trivialaugmentwide": {"num_magnitude_bins": 31, "interpolation": "nearest", "fill": None},  # torchvision's
+    "autoaugment": {"policy": "imagenet", "interpolation": "nearest", "fill": None},  # torchvision's
+    "posetopdownaffine": {  # the peer's pose recipe; size ([width, height]): the input size
+        "scale": [0.75, 1.25],
+        "scale_prob": 1.0,
+        "translate": 0.1,
+        "translate_prob": 1.0,
+        "rotation": 60,
+        "rotation_prob": 1.0,
+    },
     "totensor": {"pixel_range": 1.0},
     "normalize": {},  # mean/std left out: the data's own
 }
 SIZED_TRANSFORMS = ("randomresizedcrop", "randomcrop", "centercrop", "resize", "pad", "mosaicdetection")
-TASK_TRANSFORMS = {"mosaicdetection": ("detection",), "mixing": ("classification",)}  # the others: every task
+TASK_TRANSFORMS = {  # the others: every task
+    "mosaicdetection": ("detection",),
+    "mixing": ("classification",),
+    "randomioucrop": ("detection",),  # it keeps the boxes whose centres stay in the crop: it needs boxes
+    "posetopdownaffine": ("pose_estimation",),
+    "trivialaugmentwide": ("classification",),  # as the peer (its masks, boxes and keypoints would not follow)
+    "autoaugment": ("classification",),
+}
 
 Problem = tuple[str, str]  # (JSON pointer below the section, message)
+# [min, max] keys whose order is checked: a pair under one key, or (low key, high key) reported at the first
+RANGE_KEYS: dict[str, dict[str, tuple[str, str] | None]] = {
+    "randomzoomout": {"side_range": None},
+    "randomresize2": {"random_range": None},
+    "posetopdownaffine": {"scale": None},
+    "randomioucrop": {
+        "min_scale": ("min_scale", "max_scale"),
+        "min_aspect_ratio": ("min_aspect_ratio", "max_aspect_ratio"),
+    },
+}
 
 
 def resolve_augmentation(
@@ -588,9 +625,12 @@ def _size_text(size: tuple[int, int]) -> str:
 def _with_defaults(transform: dict[str, Any], size: tuple[int, int]) -> dict[str, Any]:
     name = transform["name"]
     out = {"name": name, **copy.deepcopy(TRANSFORM_DEFAULTS[name]), **copy.deepcopy(transform)}
-    if name == "randomresize":
+    if name in ("randomresize", "randomresize2"):
         given = out.get("base_size", list(size))
         out["base_size"] = [given, given] if isinstance(given, int) else [given[0], given[-1]]
+    if name == "posetopdownaffine":  # the peer's size is OpenCV's dsize: [width, height]
+        given = out.get("size", [size[1], size[0]])
+        out["size"] = [given, given] if isinstance(given, int) else [given[0], given[-1]]
     if name in SIZED_TRANSFORMS:
         given = out.get("size", list(size))
         if isinstance(given, list):
@@ -612,6 +652,9 @@ def _follow_sizes(transforms: list[dict[str, Any]], start: tuple[int, int], labe
         if name == "randomresize":
             problems += _random_resize_problems(transform, (height, width), here)
             last, (height, width) = here + "/base_size", tuple(transform["base_size"])
+            continue
+        if name == "posetopdownaffine":
+            problems += _pose_affine_problems(transform, (height, width), here, phase)
             continue
         if name not in SIZED_TRANSFORMS:
             continue
@@ -678,6 +721,40 @@ def _random_resize_problems(transform: dict[str, Any], current: tuple[int, int],
     return problems
 
 
+def _pose_affine_problems(transform: dict[str, Any], current: tuple[int, int], here: str, phase: str) -> list[Problem]:
+    """npc's pose loader already makes the top-down crop (the box fitted into the input): ``size`` must be that
+    input, and an inference step may only restate the crop (no random scale, shift or rotation)."""
+    problems: list[Problem] = []
+    if list(transform["size"]) != [current[1], current[0]]:
+        problems.append(
+            (
+                here + "/size",
+                f"{transform['size']}: the crops are {current[1]} wide and {current[0]} high here (data.input_size "
+                f"{list(current)}), and posetopdownaffine's size is [width, height] (OpenCV's, as NetsPresso's), so "
+                f"it must be [{current[1]}, {current[0]}]",
+            )
+        )
+    jitter = [
+        key
+        for key, still, prob in (
+            ("scale", [1, 1], "scale_prob"),
+            ("translate", 0, "translate_prob"),
+            ("rotation", 0, "rotation_prob"),
+        )  # fmt: skip
+        if transform[key] != still and transform[prob] > 0
+    ]
+    if phase == "inference" and jitter:
+        problems.append(
+            (
+                here,
+                f"random {', '.join(jitter)} in an inference step: npc evaluates each person's crop as its loader "
+                "makes it (posetopdownaffine without jitter), so evaluation is never augmented; set "
+                + " and ".join(f"{key}_prob: 0" for key in jitter),
+            )
+        )
+    return problems
+
+
 def _misplaced_transforms(transforms: list[dict[str, Any]], task: str, phase: str) -> list[Problem]:
     """Transforms made for one task used in another, a ``mixing`` that is not last or mixes nothing."""
     problems: list[Problem] = []
@@ -685,8 +762,11 @@ def _misplaced_transforms(transforms: list[dict[str, Any]], task: str, phase: st
         name, here = transform["name"], f"/{phase}/{index}"
         if task not in TASK_TRANSFORMS.get(name, (task,)):
             problems.append((here + "/name", f"{name} is for {' and '.join(TASK_TRANSFORMS[name])}; not {task}"))
-        if name == "randomzoomout" and transform["side_range"][0] > transform["side_range"][1]:
-            problems.append((here + "/side_range", f"{transform['side_range']}: [min, max] with min <= max"))
+        for key, pair in RANGE_KEYS.get(name, {}).items():
+            low, high = (transform[pair[0]], transform[pair[1]]) if pair else transform[key]
+            if low > high:
+                shown = f"{pair[0]} {low} > {pair[1]} {high}" if pair else f"{transform[key]}"
+                problems.append((f"{here}/{key}", f"{shown}: [min, max] with min <= max"))
         if name != "mixing":
             continue
         if index != len(transforms) - 1:

@@ -2,8 +2,12 @@
 keys, see ``_config.resolve_augmentation``) → stages applied in order to whole batches on the training device:
 runs of kornia transforms (one ``AugmentationSequential`` each, moving segmentation masks, detection boxes and pose
 keypoints with the image) and npc's own batch versions of NetsPresso's ``mosaicdetection``, ``mixing``,
-``hsvjitter`` (YOLOX's HSV gains), ``randomresize`` (a new square size per batch: multi-scale training) and
-``randomzoomout`` (each sample shrunk onto a filled canvas of its own size).
+``hsvjitter`` (YOLOX's HSV gains), ``randomresize`` (a new square size per batch: multi-scale training),
+``randomzoomout`` (each sample shrunk onto a filled canvas of its own size), ``randomioucrop`` (SSD's IoU-bounded
+crop, back to the batch's size), ``randomresize2`` (a random scale per sample, aspect kept, cropped or padded back to
+the batch's size), ``trivialaugmentwide`` and ``autoaugment`` (torchvision's op spaces and kornia's policy tables,
+an op drawn per sample and run with kornia on the samples that drew it) and ``posetopdownaffine`` (the random part of
+the top-down pose crop: scale, shift and rotation of each person's crop, keypoints moved with it).
 
 What enters: a batch as the data pipeline makes it, normalised images ``(B, 3, H, W)`` and the task's target
 (class indices, ``(B, H, W)`` masks, a list of ``{"boxes": (K, 4) x1 y1 x2 y2 pixels, "labels": (K,)}``, or pose
@@ -45,7 +49,13 @@ BATCH_STEPS = (
     "hsvjitter",
     "randomresize",
     "randomzoomout",
+    "randomioucrop",
+    "randomresize2",
+    "trivialaugmentwide",
+    "autoaugment",
+    "posetopdownaffine",
 )  # npc's own stages, not kornia modules
+MAX_IOU_ROUNDS = 100  # randomioucrop: IoU choices drawn before a sample is left as it is (the peer loops forever)
 HUE_DEGREES_PER_STEP = 2.0  # OpenCV's 8-bit hue (the peer's HSVJitter) counts 0..180 for 0..360 degrees
 MIN_MOSAIC_BOX = 1.0  # pixels: narrower or flatter boxes are dropped after a mosaic (YOLOX's rule)
 DATA_KEYS = {
@@ -178,6 +188,14 @@ def _batch_step(
         return _RandomResize.of(transform, task, swap)
     if transform["name"] == "randomzoomout":
         return _ZoomOut(transform["fill"], tuple(transform["side_range"]), transform["p"], task)
+    if transform["name"] == "randomioucrop":
+        return _RandomIoUCrop.of(transform)
+    if transform["name"] == "randomresize2":
+        return _RandomResize2.of(transform, task)
+    if transform["name"] in ("trivialaugmentwide", "autoaugment"):
+        return _AutoAugment.of(transform)
+    if transform["name"] == "posetopdownaffine":
+        return _PoseTopDownAffine.of(transform)
     if num_classes is None:
         raise RunError(f"{where}: mixing needs the number of classes")  # a caller's bug: _train passes it
     return _Mixing.of(transform, num_classes)
@@ -681,3 +699,445 @@ class _ZoomOut:
             moved[chosen, :, :2] = (xy @ matrix[:, :, :2].transpose(1, 2) + matrix[:, None, :, 2]).to(target.dtype)
             return moved
         return target
+
+
+# --- geometric helpers for the per-sample warps below ----------------------------------------------------------
+
+
+def _index_frame(linear: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """(N, 2, 3) matrices on pixel indices (pixel i spans i - 0.5 .. i + 0.5, as warp_affine reads them) from maps
+    ``x' = linear @ x + shift`` on continuous coordinates (pixel i spans i .. i + 1, as PIL's and box edges)."""
+    half = torch.full((2,), 0.5, dtype=linear.dtype)
+    offset = linear @ half + shift - half  # x' + 0.5 = linear (x + 0.5) + shift
+    return torch.cat([linear, offset[..., None]], dim=-1)
+
+
+def _fill_colour(fill: int | list[int] | None, pixels: torch.Tensor) -> torch.Tensor:
+    values = [0, 0, 0] if fill is None else [fill] * 3 if isinstance(fill, int) else list(fill)
+    return pixels.new_tensor(values) / PIXEL_MAX
+
+
+def _warped_targets(
+    task: str, target: Any, chosen: list[int], matrix: torch.Tensor, size: tuple[int, int], *, keep_all: bool = False
+) -> Any:
+    """The targets of samples ``chosen`` moved by ``matrix`` ((N, 2, 3) on pixel indices, one per chosen sample):
+    masks resampled (nearest; pixels from outside the image are ignored), boxes warped and clipped (dropped below
+    BOX_KEEP_FRACTION of their area inside, unless ``keep_all``), keypoints moved (invisible once off the image)."""
+    from kornia.geometry.transform import warp_affine
+
+    if not chosen:
+        return target
+    height, width = size
+    if task == "segmentation":
+        shifted = (target[chosen].unsqueeze(1) + MASK_SHIFT).to(matrix.dtype)
+        moved = target.clone()
+        moved[chosen] = _unshift_masks(warp_affine(shifted, matrix, size, mode="nearest")[:, 0])
+        return moved
+    if task == "detection":
+        out = list(target)
+        for row, index in enumerate(chosen):
+            out[index] = _warped_entry(target[index], matrix[row], width, height, keep_all)
+        return out
+    if task == "pose_estimation":
+        moved = target.clone()
+        xy = target[chosen][..., :2].to(matrix.dtype) @ matrix[:, :, :2].transpose(1, 2) + matrix[:, None, :, 2]
+        x, y = xy[..., 0], xy[..., 1]
+        inside = (x >= -0.5) & (x < width - 0.5) & (y >= -0.5) & (y < height - 0.5)
+        moved[chosen, :, :2] = xy.to(target.dtype)
+        moved[chosen, :, 2] = target[chosen][..., 2] * inside.to(target.dtype)
+        return moved
+    return target
+
+
+def _warped_entry(entry: dict, matrix: torch.Tensor, width: int, height: int, keep_all: bool) -> dict:
+    boxes = entry["boxes"].to(matrix.dtype)
+    count = len(boxes)
+    if not count:
+        return entry
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    corners = torch.stack([torch.stack(c, dim=-1) for c in ((x1, y1), (x2, y1), (x1, y2), (x2, y2))], dim=1)
+    warped = (corners - 0.5) @ matrix[:, :2].T + matrix[:, 2] + 0.5
+    whole = torch.cat([warped.min(dim=1).values, warped.max(dim=1).values], dim=1)
+    limit = boxes.new_tensor([width, height, width, height])
+    clipped = torch.minimum(whole.clamp(min=0), limit)
+
+    def area(b: torch.Tensor) -> torch.Tensor:
+        return (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+
+    keep = (
+        torch.ones(count, dtype=torch.bool)
+        if keep_all
+        else (area(clipped) > 0) & (area(clipped) >= BOX_KEEP_FRACTION * area(whole))
+    )
+    out = {k: v[keep] if v.ndim and len(v) == count else v for k, v in entry.items()}
+    out["boxes"] = clipped[keep].to(entry["boxes"].dtype)
+    return out
+
+
+# --- randomioucrop ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RandomIoUCrop:
+    """NetsPresso's ``randomioucrop`` (torchvision's RandomIoUCrop, SSD's sampling), per sample with probability
+    ``p``: a minimum IoU is drawn from ``sampler_options`` (1.0 leaves the sample as it is), then up to ``trials``
+    crops of ``min_scale..max_scale`` of each side, with width / height in the aspect range; the first crop that
+    holds some box centre and overlaps one of those boxes by at least that IoU is taken. Boxes whose centres lie in
+    the crop are kept, clipped to it (torchvision's rule; the peer keeps the others, flattened on the crop's edge).
+    npc's batches keep one size, so the crop comes back to the size at this point (the resize the peer's recipes put
+    after it)."""
+
+    min_scale: float
+    max_scale: float
+    min_aspect: float
+    max_aspect: float
+    p: float
+    options: tuple[float, ...]
+    trials: int
+
+    @classmethod
+    def of(cls, transform: dict[str, Any]) -> _RandomIoUCrop:
+        options = transform["sampler_options"] or [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0]
+        return cls(
+            transform["min_scale"],
+            transform["max_scale"],
+            transform["min_aspect_ratio"],
+            transform["max_aspect_ratio"],
+            transform["p"],
+            tuple(float(o) for o in options),
+            transform["trials"],
+        )
+
+    def __call__(self, pixels: torch.Tensor, target: list[dict], epoch: int) -> tuple[torch.Tensor, list[dict]]:
+        height, width = pixels.shape[-2:]
+        chosen, matrices, kept = [], [], []
+        for index, entry in enumerate(target):
+            if float(torch.rand(())) >= self.p:
+                continue
+            crop = self._crop(entry["boxes"].float(), width, height)
+            if crop is None:
+                continue
+            left, top, crop_w, crop_h, inside = crop
+            scale = torch.tensor([width / crop_w, height / crop_h], dtype=torch.float64)
+            matrices.append(_index_frame(torch.diag(scale), -scale * torch.tensor([left, top], dtype=torch.float64)))
+            chosen.append(index)
+            kept.append({k: v[inside] if v.ndim and len(v) == len(inside) else v for k, v in entry.items()})
+        if not chosen:
+            return pixels, target
+        from kornia.geometry.transform import warp_affine
+
+        matrix = torch.stack(matrices).to(pixels)
+        out = pixels.clone()
+        out[chosen] = warp_affine(pixels[chosen], matrix, (height, width), mode="bilinear", padding_mode="border")
+        moved = list(target)
+        for row, index in enumerate(chosen):  # centres inside: every kept box keeps some area
+            moved[index] = _warped_entry(kept[row], matrix[row], width, height, keep_all=True)
+        return out, moved
+
+    def _crop(self, boxes: torch.Tensor, width: int, height: int) -> tuple[int, int, int, int, torch.Tensor] | None:
+        if not len(boxes):
+            return None  # no box to overlap: the peer would loop until it drew 1.0
+        centre_x, centre_y = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        for _ in range(MAX_IOU_ROUNDS):
+            least = self.options[int(torch.randint(len(self.options), ()))]
+            if least >= 1.0:
+                return None
+            for _ in range(self.trials):
+                side = self.min_scale + (self.max_scale - self.min_scale) * torch.rand(2)
+                crop_w, crop_h = int(width * side[0]), int(height * side[1])
+                if crop_w < 1 or crop_h < 1 or not self.min_aspect <= crop_w / crop_h <= self.max_aspect:
+                    continue
+                place = torch.rand(2)
+                left, top = int((width - crop_w) * place[0]), int((height - crop_h) * place[1])
+                right, bottom = left + crop_w, top + crop_h
+                inside = (left < centre_x) & (centre_x < right) & (top < centre_y) & (centre_y < bottom)
+                if not inside.any():
+                    continue
+                region = boxes.new_tensor([left, top, right, bottom])
+                if float(_iou(boxes[inside], region).max()) < least:
+                    continue
+                return left, top, crop_w, crop_h, inside
+        return None
+
+
+def _iou(boxes: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    low, high = torch.maximum(boxes[:, :2], region[:2]), torch.minimum(boxes[:, 2:], region[2:])
+    overlap = (high - low).clamp(min=0).prod(dim=1)
+    areas = (boxes[:, 2:] - boxes[:, :2]).prod(dim=1)
+    return overlap / (areas + (region[2:] - region[:2]).prod() - overlap)
+
+
+# --- randomresize2 ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RandomResize2:
+    """NetsPresso's ``randomresize2``: each sample is resized, aspect kept, to fit ``base_size`` times a factor
+    drawn from ``random_range`` (the peer's rule: ``min(int(base_w * f) / w, int(base_h * f) / h)``). npc's batches
+    keep one size, so the result goes back onto the size at this point, as the ``randomcrop`` the peer's recipes put
+    after it does: a larger image is cropped at a random place, a smaller one padded right and bottom (black; mask
+    padding is ignored). Masks, boxes (dropped under BOX_KEEP_FRACTION left) and keypoints move with it."""
+
+    base: tuple[int, int]
+    random_range: tuple[float, float]
+    interpolation: str
+    task: str
+
+    @classmethod
+    def of(cls, transform: dict[str, Any], task: str) -> _RandomResize2:
+        base = tuple(transform["base_size"])
+        return cls(base, tuple(transform["random_range"]), transform["interpolation"], task)
+
+    def __call__(self, pixels: torch.Tensor, target: Any, epoch: int) -> tuple[torch.Tensor, Any]:
+        from kornia.geometry.transform import warp_affine
+
+        count, (height, width) = len(pixels), pixels.shape[-2:]
+        low, high = self.random_range
+        factor = (low + torch.rand(count, dtype=torch.float64) * (high - low)).tolist()
+        place = torch.rand(count, 2, dtype=torch.float64).tolist()
+        linears, shifts = [], []
+        for f, (u, v) in zip(factor, place, strict=True):
+            ratio = min(int(self.base[1] * f) / width, int(self.base[0] * f) / height)
+            new_h, new_w = max(1, int(height * ratio)), max(1, int(width * ratio))
+            left, top = int(u * (max(new_w - width, 0) + 1)), int(v * (max(new_h - height, 0) + 1))
+            linears.append(torch.diag(torch.tensor([new_w / width, new_h / height], dtype=torch.float64)))
+            shifts.append(torch.tensor([-left, -top], dtype=torch.float64))
+        matrix = _index_frame(torch.stack(linears), torch.stack(shifts)).to(pixels)
+        mode = self.interpolation
+        out = warp_affine(pixels, matrix, (height, width), mode=mode, padding_mode="zeros")
+        return out, _warped_targets(self.task, target, list(range(count)), matrix, (height, width))
+
+
+# --- trivialaugmentwide and autoaugment ------------------------------------------------------------------------
+
+GEOMETRIC_OPS = ("shear_x", "shear_y", "translate_x", "translate_y", "rotate")
+
+
+def _trivial_space(bins: int) -> dict[str, tuple[torch.Tensor, bool]]:
+    """torchvision's TrivialAugmentWide space (the peer's copy): op → (magnitudes, signed)."""
+    wide = torch.linspace(0.0, 0.99, bins)
+    return {
+        "identity": (torch.tensor(0.0), False),
+        "shear_x": (wide, True),
+        "shear_y": (wide, True),
+        "translate_x": (torch.linspace(0.0, 32.0, bins), True),
+        "translate_y": (torch.linspace(0.0, 32.0, bins), True),
+        "rotate": (torch.linspace(0.0, 135.0, bins), True),
+        "brightness": (wide, True),
+        "color": (wide, True),
+        "contrast": (wide, True),
+        "sharpness": (wide, True),
+        "posterize": (8 - (torch.arange(bins) / ((bins - 1) / 6)).round(), False),
+        "solarize": (torch.linspace(255.0, 0.0, bins), False),
+        "auto_contrast": (torch.tensor(0.0), False),
+        "equalize": (torch.tensor(0.0), False),
+    }
+
+
+def _autoaugment_space(height: int, width: int) -> dict[str, tuple[torch.Tensor, bool]]:
+    """torchvision's AutoAugment space (10 bins) for (height, width) images: op → (magnitudes, signed)."""
+    bins, strong = 10, torch.linspace(0.0, 0.9, 10)
+    return {
+        "shear_x": (torch.linspace(0.0, 0.3, bins), True),
+        "shear_y": (torch.linspace(0.0, 0.3, bins), True),
+        "translate_x": (torch.linspace(0.0, 150.0 / 331.0 * width, bins), True),
+        "translate_y": (torch.linspace(0.0, 150.0 / 331.0 * height, bins), True),
+        "rotate": (torch.linspace(0.0, 30.0, bins), True),
+        "brightness": (strong, True),
+        "color": (strong, True),
+        "contrast": (strong, True),
+        "sharpness": (strong, True),
+        "posterize": (8 - (torch.arange(bins) / ((bins - 1) / 4)).round(), False),
+        "solarize": (torch.linspace(255.0, 0.0, bins), False),
+        "auto_contrast": (torch.tensor(0.0), False),
+        "equalize": (torch.tensor(0.0), False),
+        "invert": (torch.tensor(0.0), False),
+    }
+
+
+def _autoaugment_policy(name: str) -> list[list[tuple[str, float, int | None]]]:
+    """kornia's copies of the searched policies (torchvision's, the same sub-policies and magnitude bins)."""
+    from kornia.augmentation.auto.autoaugment import autoaugment as kornia_autoaugment
+
+    return [list(sub) for sub in getattr(kornia_autoaugment, f"{name}_policy")]
+
+
+@dataclass(frozen=True)
+class _AutoAugment:
+    """NetsPresso's ``trivialaugmentwide`` and ``autoaugment`` (torchvision's, per image), on a batch: every sample
+    draws its own op (TrivialAugment: one op of the wide space, a magnitude bin, a sign) or sub-policy (AutoAugment:
+    two ops, each applied with its probability at its bin's magnitude, signed at random), and each op runs once on
+    the samples that drew it. kornia's ``auto`` module draws one op per batch and samples magnitudes inside a bin,
+    so npc keeps torchvision's draws and runs the ops with kornia's functions (``kornia.enhance``, ``warp_affine``).
+    Classification only, as the peer (it moves no mask, box or keypoint)."""
+
+    policy: str | None  # None: TrivialAugmentWide
+    bins: int
+    interpolation: str
+    fill: Any
+
+    @classmethod
+    def of(cls, transform: dict[str, Any]) -> _AutoAugment:
+        policy = transform.get("policy") if transform["name"] == "autoaugment" else None
+        return cls(policy, transform.get("num_magnitude_bins", 10), transform["interpolation"], transform["fill"])
+
+    def __call__(self, pixels: torch.Tensor, target: Any, epoch: int) -> tuple[torch.Tensor, Any]:
+        count, (height, width) = len(pixels), pixels.shape[-2:]
+        pixels = pixels.clamp(0, 1)
+        if self.policy is None:
+            space = _trivial_space(self.bins)
+            names = list(space)
+            ops = torch.randint(len(names), (count,)).tolist()
+            steps = torch.randint(self.bins, (count,)).tolist()
+            flips = torch.randint(2, (count,)).tolist()
+            chosen = [names[op] for op in ops]
+            magnitudes = []
+            for name, step, flip in zip(chosen, steps, flips, strict=True):
+                values, signed = space[name]
+                value = float(values[step]) if values.ndim else 0.0
+                magnitudes.append(-value if signed and flip else value)
+            return self._run(pixels, [chosen], [magnitudes], [[True] * count]), target
+        space, policies = _autoaugment_space(height, width), _autoaugment_policy(self.policy)
+        picks = torch.randint(len(policies), (count,)).tolist()
+        draws, signs = torch.rand(count, 2).tolist(), torch.randint(2, (count, 2)).tolist()
+        names, magnitudes, applied = [[], []], [[], []], [[], []]
+        for pick, draw, sign in zip(picks, draws, signs, strict=True):
+            for step, (name, probability, level) in enumerate(policies[pick]):
+                values, signed = space[name]
+                value = float(values[level]) if level is not None and values.ndim else 0.0
+                names[step].append(name)
+                magnitudes[step].append(-value if signed and sign[step] == 0 else value)
+                applied[step].append(draw[step] <= probability)
+        return self._run(pixels, names, magnitudes, applied), target
+
+    def _run(self, pixels: torch.Tensor, names: list, magnitudes: list, applied: list) -> torch.Tensor:
+        """Each step's ops in turn (a sample's second op sees its first's result), one call per op."""
+        out = pixels.clone()
+        for step_names, step_magnitudes, step_applied in zip(names, magnitudes, applied, strict=True):
+            for name in dict.fromkeys(step_names):
+                rows = [i for i, (n, a) in enumerate(zip(step_names, step_applied, strict=True)) if n == name and a]
+                if rows and name != "identity":
+                    magnitude = torch.tensor([step_magnitudes[i] for i in rows], dtype=torch.float64)
+                    out[rows] = self._op(out[rows], name, magnitude).clamp(0, 1)
+        return out
+
+    def _op(self, pixels: torch.Tensor, name: str, magnitude: torch.Tensor) -> torch.Tensor:
+        import kornia.enhance as enhance
+        from kornia.color import rgb_to_grayscale
+
+        if name in GEOMETRIC_OPS:
+            from kornia.geometry.transform import warp_affine
+
+            matrix = _op_matrix(name, magnitude, *pixels.shape[-2:]).to(pixels)
+            return warp_affine(
+                pixels,
+                matrix,
+                tuple(pixels.shape[-2:]),
+                mode=self.interpolation,
+                padding_mode="fill",
+                fill_value=_fill_colour(self.fill, pixels),
+            )
+        factor = (1 + magnitude).to(pixels).view(-1, 1, 1, 1)
+        if name == "brightness":  # PIL's enhancers blend with black, grey and the mean grey (torchvision's too)
+            return pixels * factor
+        if name == "color":
+            return _blend(pixels, rgb_to_grayscale(pixels), factor)
+        if name == "contrast":
+            return _blend(pixels, rgb_to_grayscale(pixels).mean(dim=(-3, -2, -1), keepdim=True), factor)
+        if name == "sharpness":
+            return enhance.sharpness(pixels, factor.flatten())
+        if name == "posterize":
+            return enhance.posterize(pixels, magnitude.round().int().to(pixels.device))
+        if name == "solarize":
+            return enhance.solarize(pixels, (magnitude / PIXEL_MAX).to(pixels))
+        if name == "equalize":
+            return enhance.equalize(pixels)
+        if name == "invert":
+            return enhance.invert(pixels)
+        if name == "auto_contrast":  # each channel stretched to 0..1 (left alone where it is flat)
+            low = pixels.amin(dim=(-2, -1), keepdim=True)
+            high = pixels.amax(dim=(-2, -1), keepdim=True)
+            span = high - low
+            return torch.where(span > 0, (pixels - low) / span.clamp(min=1e-12), pixels)
+        raise RunError(f"augmentation: no op {name!r}")  # the spaces above name only these
+
+
+def _blend(pixels: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return (factor * pixels + (1 - factor) * other).clamp(0, 1)
+
+
+def _op_matrix(name: str, magnitude: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """torchvision's geometric ops as (N, 2, 3) maps on pixel indices: shears about the top-left corner by
+    ``magnitude`` (its tangent), whole-pixel shifts, rotations counter-clockwise about the centre in degrees."""
+    count = len(magnitude)
+    linear = torch.eye(2, dtype=torch.float64).repeat(count, 1, 1)
+    shift = torch.zeros(count, 2, dtype=torch.float64)
+    if name == "shear_x":
+        linear[:, 0, 1] = -magnitude
+    elif name == "shear_y":
+        linear[:, 1, 0] = -magnitude
+    elif name == "translate_x":
+        shift[:, 0] = magnitude.trunc()
+    elif name == "translate_y":
+        shift[:, 1] = magnitude.trunc()
+    else:  # rotate
+        angle = torch.deg2rad(magnitude)
+        cos, sin = angle.cos(), angle.sin()
+        linear = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], dim=1)
+        centre = torch.tensor([width / 2, height / 2], dtype=torch.float64)
+        shift = centre - linear @ centre
+    return _index_frame(linear, shift)
+
+
+# --- posetopdownaffine -----------------------------------------------------------------------------------------
+
+
+def _trunc_normal(count: int) -> torch.Tensor:
+    """Standard normal draws cut to [-1, 1] (the peer's ``trunc_normal_``, torch.nn.init's inverse-CDF method)."""
+    low, high = (1 + math.erf(-1 / math.sqrt(2))) / 2, (1 + math.erf(1 / math.sqrt(2))) / 2
+    values = torch.empty(count, dtype=torch.float64).uniform_(2 * low - 1, 2 * high - 1)
+    return (values.erfinv() * math.sqrt(2)).clamp(-1, 1)
+
+
+@dataclass(frozen=True)
+class _PoseTopDownAffine:
+    """NetsPresso's ``posetopdownaffine`` (mmpose's RandomBBoxTransform + TopDownAffine). npc's pose loader already
+    makes the crop without jitter (each person's box fitted into the input), so this step is its random part, per
+    sample: the box scaled by ``s`` (a normal draw cut to [-1, 1], spread over ``scale``; with ``scale_prob``), its
+    centre shifted by ``translate`` times the box on each axis (with ``translate_prob``), and the crop rotated by up
+    to ``rotation`` degrees (with ``rotation_prob``; the peer's code rotates whatever it says). The crop is warped
+    accordingly (bilinear, black outside, as OpenCV's warpAffine) and the keypoints move with it, invisible once
+    off the crop. Where the peer's crop would take in more of the photograph (``s`` > 1, shifts), npc's shows black
+    past the loader's crop."""
+
+    scale: tuple[float, float]
+    scale_prob: float
+    translate: float
+    translate_prob: float
+    rotation: float
+    rotation_prob: float
+
+    @classmethod
+    def of(cls, transform: dict[str, Any]) -> _PoseTopDownAffine:
+        keys = ("scale_prob", "translate", "translate_prob", "rotation", "rotation_prob")
+        return cls(tuple(transform["scale"]), *(float(transform[k]) for k in keys))
+
+    def __call__(self, pixels: torch.Tensor, target: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from kornia.geometry.transform import warp_affine
+
+        count, (height, width) = len(pixels), pixels.shape[-2:]
+        low, high = self.scale
+        scale = _trunc_normal(count) * (high - low) / 2 + (high + low) / 2
+        scale = torch.where(torch.rand(count, dtype=torch.float64) < self.scale_prob, scale, 1.0)
+        shift = _trunc_normal(2 * count).view(count, 2) * self.translate
+        shift = torch.where(torch.rand(count, 1, dtype=torch.float64) < self.translate_prob, shift, 0.0)
+        angle = torch.deg2rad(self.rotation * _trunc_normal(count))
+        angle = torch.where(torch.rand(count, dtype=torch.float64) < self.rotation_prob, angle, 0.0)
+        cos, sin = angle.cos() / scale, angle.sin() / scale  # output = A (x - box centre) + crop centre
+        linear = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], dim=1)
+        centre = torch.tensor([(width - 1) / 2, (height - 1) / 2], dtype=torch.float64)  # on pixel indices
+        source = centre + shift * torch.tensor([width, height], dtype=torch.float64)
+        offset = centre - (linear @ source[..., None])[..., 0]
+        matrix = torch.cat([linear, offset[..., None]], dim=-1).to(pixels)
+        out = warp_affine(pixels, matrix, (height, width), mode="bilinear", padding_mode="zeros")
+        return out, _warped_targets("pose_estimation", target, list(range(count)), matrix, (height, width))

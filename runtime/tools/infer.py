@@ -161,6 +161,7 @@ def predict_images(
         preloaded=(state, metadata),
     )
     preprocess = preprocess or loaded.preprocess
+    top_k = min(top_k, config.spec.postprocessor.get("topk_max") or top_k)  # NetsPresso's classification cap
     if task == "detection" and loaded.postprocessor is None:
         raise RunError(f"{model_py or config.spec_path}: defines no build_postprocessor(); cannot decode boxes")
     return predict_loaded(

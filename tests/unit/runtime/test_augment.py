@@ -163,11 +163,12 @@ def _single_error(spec) -> tuple[str, str, int]:
 
 
 def test_an_unknown_transform_name_is_located_and_lists_the_supported_ones(write_spec):
-    spec = _spec_with(write_spec, "train:\n  - {name: randomhorizontalflip, p: 0.5}\n  - {name: randomioucrop}\n")
+    spec = _spec_with(write_spec, "train:\n  - {name: randomhorizontalflip, p: 0.5}\n  - {name: randomrotation}\n")
     pointer, message, line = _single_error(spec)
     assert pointer == "/augmentation/train/1/name"
-    assert spec.read_text().splitlines()[line - 1].strip() == "- {name: randomioucrop}"
-    assert "'randomioucrop' is not allowed" in message and "randomresizedcrop" in message and "colorjitter" in message
+    assert spec.read_text().splitlines()[line - 1].strip() == "- {name: randomrotation}"
+    assert "'randomrotation' is not allowed" in message and "randomresizedcrop" in message and "colorjitter" in message
+    assert "posetopdownaffine" in message and "trivialaugmentwide" in message  # every name of the peer's registry
 
 
 def test_a_key_the_transform_does_not_take_is_located(write_spec):
