@@ -366,7 +366,7 @@ def test_each_policy_op_does_what_torchvisions_does_on_the_peers_pil_images(op, 
     import numpy as np
     from PIL import Image, ImageEnhance, ImageOps
 
-    from npc.runtime._augment import _AutoAugment
+    from npc.runtime.data.augment import _AutoAugment
 
     small = np.random.RandomState(0).randint(0, 256, (6, 6, 3)).astype(np.uint8)
     image = Image.fromarray(small).resize((24, 24), Image.BILINEAR)
@@ -447,9 +447,9 @@ def _straight_and_split(spec, tmp_path) -> None:
     """The run straight, and stopped after epoch 1 then resumed: the same draws, so the same weights bit for bit."""
     from rich.console import Console
 
-    from npc.runtime._checkpoint import load_weights
+    from npc.runtime.checkpoint import load_weights
     from npc.spec.run_config import load_run_config
-    from npc.runtime._train import TrainOptions, train
+    from npc.runtime.engine import TrainOptions, train
 
     def run(out, **kwargs):
         return train(load_run_config(spec), TrainOptions(out_dir=out, tensorboard=False, **kwargs), Console(quiet=True))
