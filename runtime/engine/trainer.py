@@ -438,11 +438,11 @@ def _loaders(
         worker_init_fn=ignore_stop_signals if workers else None,
     )
     valid = DataLoader(
-        valid_set,
+        SkipUnreadable(valid_set) if skip_unreadable else valid_set,  # under skip, a broken file leaves its batch
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
-        collate_fn=data.collate,
+        collate_fn=DroppingCollate(data.collate),
         worker_init_fn=ignore_stop_signals if workers else None,
     )
     steps = share // batch_size if drop_last else math.ceil(share / batch_size)
@@ -765,17 +765,27 @@ def _nonfinite(run: _Run, loss: torch.Tensor | None, parts: dict[str, float], ep
 
 def _without_dropped(run: _Run, batch: Any, dropped: list[Dropped]) -> Any:
     """The batch with this step's unreadable files counted (``skip``); None when too little of it is left."""
-    if not dropped:
-        return batch
-    for sample in run.data.bad_samples.dropped("train", dropped):
+    _count_dropped(run, "train", dropped)
+    if dropped and batch is not None and len(batch[0]) < 2:  # BatchNorm cannot train on one sample: left out
+        return None
+    return batch
+
+
+def _readable(run: _Run, split: str, loader: DataLoader) -> Iterator[Any]:
+    """The loader's batches less the files that no longer read (``skip``: counted, as in training)."""
+    for batch, dropped in loader:
+        _count_dropped(run, split, dropped)
+        if batch is not None:
+            yield batch
+
+
+def _count_dropped(run: _Run, split: str, dropped: list[Dropped]) -> None:
+    for sample in run.data.bad_samples.dropped(split, dropped) if dropped else []:
         run.console.print(
             f"[yellow]warning:[/] skipped {sample.message} (it no longer reads; --on-bad-sample skip)",
             highlight=False,
             soft_wrap=True,
         )
-    if batch is not None and len(batch[0]) < 2:  # BatchNorm cannot train on one sample: the step is left out
-        return None
-    return batch
 
 
 def _end_epoch(run: _Run, progress: _Progress) -> None:
@@ -794,8 +804,8 @@ def _end_epoch(run: _Run, progress: _Progress) -> None:
     if validated:
         if place.is_main:  # the other ranks wait for the metrics in broadcast()
             metrics = evaluate(
-                eval_model, run.valid_loader, run.loss_fn, run.data.num_classes, run.device, task=task,
-                postprocessor=run.postprocessor,
+                eval_model, _readable(run, "valid", run.valid_loader), run.loss_fn, run.data.num_classes,
+                run.device, task=task, postprocessor=run.postprocessor,
             )  # fmt: skip
         metrics = broadcast(metrics, place)
     score = best_score(metrics, task, best_criterion(run.config)) if validated else None

@@ -1,6 +1,7 @@
-"""A train image that passes the up-front check and then breaks while the run goes on (corrupted, cut short, or
-deleted after epoch 1): under ``--on-bad-sample skip`` it is dropped from its batch and counted; under ``error``
-the run stops naming the file, and the run folder keeps epoch 1. Also through a DataLoader worker process."""
+"""A train or validation image that passes the up-front check and then breaks while the run goes on (corrupted,
+cut short, or deleted after epoch 1): under ``--on-bad-sample skip`` it is dropped from its batch and counted;
+under ``error`` the run stops naming the file, and the run folder keeps epoch 1. Also through a DataLoader worker
+process."""
 
 import json
 
@@ -79,3 +80,34 @@ def test_error_stops_at_a_file_that_breaks_mid_run_naming_it(
     assert err.startswith(f"npc train: error: {victim}: {reason}"), err
     assert load_training_state(run)["epoch"] == 1  # the run folder keeps the last whole epoch
     assert not list(run.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_skip_drops_a_validation_file_that_breaks_mid_run(
+    capsys, tmp_path, folders_spec, tiny_model_py, monkeypatch, workers
+):
+    """The validation split under ``skip`` as the train split: the file is left out of the metric, counted once."""
+    spec, train_victim = folders_spec
+    victim = train_victim.parent.parent.parent / "valid" / "ant" / "1.png"
+    _break_after_epoch_1(monkeypatch, "corrupted", victim)
+    run = tmp_path / "run"
+    argv = ["train", spec(workers), "--model-py", tiny_model_py, "--out", run, "--no-tensorboard"]
+    code, out, err = run_cli(capsys, *argv, "--on-bad-sample", "skip")
+    assert code == 0, err
+    assert f"skipped {victim}: " in out
+    record = json.loads((run / "bad_samples.json").read_text())
+    assert [(s["split"], s["path"]) for s in record["skipped"]] == [("valid", str(victim))]
+    assert load_training_state(run)["epoch"] == 2
+
+
+def test_error_stops_at_a_validation_file_that_breaks_mid_run(
+    capsys, tmp_path, folders_spec, tiny_model_py, monkeypatch
+):
+    spec, train_victim = folders_spec
+    victim = train_victim.parent.parent.parent / "valid" / "bee" / "0.png"
+    _break_after_epoch_1(monkeypatch, "corrupted", victim)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", spec(0), "--model-py", tiny_model_py, "--out", run, "--no-tensorboard")
+    assert code == 1
+    assert err.startswith(f"npc train: error: {victim}: cannot decode image"), err
+    assert load_training_state(run)["epoch"] == 1
