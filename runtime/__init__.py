@@ -15,3 +15,19 @@ Two modules are shared by all of them: :mod:`.errors` (the typed errors the CLI 
 
 Importing ``npc.runtime`` itself imports nothing heavy: the CLI registers its commands without torch.
 """
+
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A package's ``__getattr__`` (PEP 562) that imports the module holding a public name on its first use, so
+    importing the package stays cheap: ``exports`` maps each name to its module within ``package``."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(import_module(f".{exports[name]}", package), name)
+
+    return __getattr__

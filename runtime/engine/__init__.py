@@ -12,8 +12,7 @@
 Names are imported on first use, so that ``import npc.runtime.engine`` stays cheap.
 """
 
-from importlib import import_module
-from typing import Any
+from .. import lazy_exports
 
 _EXPORTS = {
     "train": "trainer",
@@ -37,8 +36,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -14,8 +14,7 @@
 Names are imported on first use: ``import npc.runtime.tools`` loads neither onnxruntime nor the models.
 """
 
-from importlib import import_module
-from typing import Any
+from .. import lazy_exports
 
 _EXPORTS = {
     "build_model": "summary",
@@ -39,8 +38,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
