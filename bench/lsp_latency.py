@@ -2,10 +2,12 @@
 
 usage: python bench/lsp_latency.py [--repeat N] [SPEC ...]
        (default: every spec in examples/ and examples/forms/, and the 48 zoo specs in zoo/)
+       python bench/lsp_latency.py --zoo        (the 48 zoo specs only: the issue's target)
 Drives `npc lsp` over stdio as an editor does (pygls's client), alternating each spec between two versions that
 differ by a trailing newline, so every change is checked in full: load, expressions, schema, semantic rules and
 the graph passes. The figure includes the server's debounce (lsp/_server.py DEBOUNCE_S). Prints a Markdown table
-for docs/benchmarks.md. Run on demand; not part of the test suite.
+for docs/benchmarks.md, a summary by form, and exits 1 when a zoo spec misses the target. Run on demand; not part
+of the test suite. The machine is shared: run it more than once and read the load averages it prints.
 """
 
 from __future__ import annotations
@@ -112,46 +114,69 @@ def shown(spec: Path) -> str:
     return str(spec.relative_to(REPO) if spec.is_relative_to(REPO) else spec)
 
 
+def load_average() -> str:
+    path = Path("/proc/loadavg")
+    return " ".join(path.read_text().split()[:3]) if path.exists() else "?"
+
+
+def group_of(spec: Path) -> str:
+    form = {"yaml": "YAML", "json": "JSON", "npc": "`.npc`"}[LANGUAGES[spec.suffix]]
+    return f"zoo {form}" if spec.parent == ZOO else f"examples {form}"
+
+
 async def run(specs: list[Path], repeat: int) -> int:
+    started_load = load_average()
     client, timer = await start()
-    rows, missed = [], []
+    rows = []
     try:
         for spec in specs:
             times, problems = await measure(client, timer, spec, repeat)
             median, high = statistics.median(times), p95(times)
-            rows.append((shown(spec), spec.stat().st_size, problems, median, high, check_ms(spec, repeat)))
-            if median > TARGET_MEDIAN_MS or high > TARGET_P95_MS:
-                missed.append(shown(spec))
+            rows.append((spec, spec.stat().st_size, problems, median, high, check_ms(spec, repeat)))
     finally:
         await client.shutdown_async(None)
         client.exit(None)
         await client.stop()
-    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
     print(
         f"`npc lsp`, didChange → publishDiagnostics, {repeat} changes per spec; Python {platform.python_version()}, "
-        f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, load average {load} at the end\n"
+        f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, load average (1, 5, 15 min) {started_load} "
+        f"at the start, {load_average()} at the end\n"
     )
     print("| spec | bytes | diagnostics | median ms | p95 ms | check alone, median ms |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, size, problems, median, high, alone in rows:
-        print(f"| {name} | {size} | {problems} | {median:.1f} | {high:.1f} | {alone:.1f} |")
-    medians = [row[3] for row in rows]
-    highs = [row[4] for row in rows]
+    for spec, size, problems, median, high, alone in rows:
+        print(f"| {shown(spec)} | {size} | {problems} | {median:.1f} | {high:.1f} | {alone:.1f} |")
+    print("\n| specs | count | median of medians, ms | worst median, ms | worst p95, ms | check alone, median, ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    groups: dict[str, list[tuple]] = {}
+    for row in rows:
+        groups.setdefault(group_of(row[0]), []).append(row)
+    for name, group in sorted(groups.items()):
+        print(
+            f"| {name} | {len(group)} | {statistics.median(r[3] for r in group):.1f} | {max(r[3] for r in group):.1f} "
+            f"| {max(r[4] for r in group):.1f} | {statistics.median(r[5] for r in group):.1f} |"
+        )
+    largest = max((row for row in rows if row[0].parent == ZOO), key=lambda row: row[1], default=None)
+    if largest is not None:
+        print(f"\nlargest zoo spec, {shown(largest[0])}: median {largest[3]:.1f} ms, p95 {largest[4]:.1f} ms")
+    missed = [shown(r[0]) for r in rows if r[3] > TARGET_MEDIAN_MS or r[4] > TARGET_P95_MS]
+    zoo_missed = [shown(r[0]) for r in rows if r[0].parent == ZOO and shown(r[0]) in missed]
     print(
-        f"\nall {len(rows)} specs: median of medians {statistics.median(medians):.1f} ms, "
-        f"worst median {max(medians):.1f} ms, worst p95 {max(highs):.1f} ms; "
-        f"target (median ≤ {TARGET_MEDIAN_MS:g} ms, p95 ≤ {TARGET_P95_MS:g} ms) missed by: "
-        f"{', '.join(missed) or 'none'}"
+        f"target (median ≤ {TARGET_MEDIAN_MS:g} ms, p95 ≤ {TARGET_P95_MS:g} ms for every zoo spec) missed by "
+        f"{len(zoo_missed)} zoo specs{': ' + ', '.join(zoo_missed) if zoo_missed else ''}; "
+        f"other specs over it: {', '.join(m for m in missed if m not in zoo_missed) or 'none'}"
     )
-    return 0
+    return 1 if zoo_missed else 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("specs", nargs="*", type=Path)
     parser.add_argument("--repeat", type=int, default=30, help="changes timed per spec (default 30)")
+    parser.add_argument("--zoo", action="store_true", help="only the 48 zoo specs")
     args = parser.parse_args()
-    return asyncio.run(run(args.specs or default_specs(), args.repeat))
+    specs = [spec.resolve() for spec in args.specs] or (sorted(ZOO.glob("*.yaml")) if args.zoo else default_specs())
+    return asyncio.run(run(specs, args.repeat))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ __all__ = [
     "DATA_SCHEMA",
     "EMA_KINDS",
     "ENVIRONMENT_SCHEMA",
+    "EVALUATION_KEY",
     "INFERENCE_TRANSFORMS",
     "LABEL_IMAGE_MODES",
     "LOGGING_SCHEMA",
@@ -31,6 +32,9 @@ EMA_KINDS = ("constant_decay", "exp_decay")
 DATA_FORMATS = ("digits", "shapes", "local", "image_folder", "coco", "stick_figures")
 TASKS = ("classification", "segmentation", "detection", "pose_estimation")
 LABEL_IMAGE_MODES = ("L", "P", "RGB")
+# The resolved data section's evaluation plan, {resize, crop}, read from augmentation.inference (classification);
+# npc's own, never in a user's file (resolved.yaml leaves it out: it is read again from the augmentation).
+EVALUATION_KEY = "_evaluation"
 
 
 def _doc(schema: dict[str, Any], text: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Read a spec file (YAML or JSON) into plain Python data plus a map from JSON pointer to (line, column).
 
-YAML goes through ruamel.yaml's round-trip loader, which keeps positions, resolves anchors/aliases and refuses
-duplicate keys. JSON is parsed by the stdlib (duplicate keys refused through ``object_pairs_hook``) and then
-walked once more by ruamel for positions, since JSON is YAML 1.2.
+YAML is read by ``_fast_yaml`` (libyaml composes, ruamel.yaml's YAML 1.2 rules resolve scalars) when it can
+give exactly what ruamel.yaml's round-trip loader gives, and otherwise by that loader, which keeps positions,
+resolves anchors/aliases and refuses duplicate keys, tags and non-string keys with the messages `npc validate`
+prints. JSON is parsed by the stdlib (duplicate keys refused through ``object_pairs_hook``); positions are found
+only when asked for, by walking the text once more as YAML (JSON is YAML 1.2), fast path first.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from ._fast_yaml import fast_load
 from ._source import MAX_DEPTH, MAX_NODES, MAX_SPEC_BYTES, LazyPositions, LoadError, Source, pointer_join
 
 __all__ = ["LoadError", "Source", "load_document", "load_file", "load_text", "pointer_join"]
@@ -58,6 +61,14 @@ def load_text(text: str, path: str = "<string>", *, is_json: bool = False) -> So
         raise LoadError(path, "the file is empty: a spec is a mapping with a top-level `model:` key")
     if is_json:
         return Source(_parse_json(text, path), path, LazyPositions(lambda: _json_positions(text, path)))
+    fast = fast_load(text, MAX_NODES, MAX_DEPTH)
+    if fast is not None:
+        return Source(fast[0], path, fast[1])
+    return _load_yaml_ruamel(text, path)
+
+
+def _load_yaml_ruamel(text: str, path: str) -> Source:
+    """The reference reading of YAML (ruamel.yaml round-trip); ``_fast_yaml`` must agree with it where it answers."""
     node = _parse_yaml(text, path)
     try:
         data = _plain(node, path, "", 0, [0])
@@ -72,6 +83,11 @@ def load_text(text: str, path: str = "<string>", *, is_json: bool = False) -> So
 
 
 def _json_positions(text: str, path: str) -> dict[str, tuple[int, int]]:
+    fast = fast_load(text, MAX_NODES, MAX_DEPTH)
+    return fast[1] if fast is not None else _json_positions_ruamel(text, path)
+
+
+def _json_positions_ruamel(text: str, path: str) -> dict[str, tuple[int, int]]:
     try:
         return _positions(_parse_yaml(text, path))  # JSON is YAML 1.2, and ruamel records where each node sits
     except LoadError:  # valid JSON that YAML reads differently (e.g. tabs): no positions, still valid

@@ -20,7 +20,15 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from ..errors import INVALID, UNUSABLE
-from ..schemas.run import AUGMENTATION_SCHEMA, DATA_SCHEMA, ENVIRONMENT_SCHEMA, LOGGING_SCHEMA, TASKS, TRAINING_SCHEMA
+from ..schemas.run import (
+    AUGMENTATION_SCHEMA,
+    DATA_SCHEMA,
+    ENVIRONMENT_SCHEMA,
+    EVALUATION_KEY,
+    LOGGING_SCHEMA,
+    TASKS,
+    TRAINING_SCHEMA,
+)
 from . import (
     Diagnostic,
     LoadError,
@@ -153,7 +161,9 @@ class RunConfig:
         document = {
             "model": copy.deepcopy(model),
             "training": copy.deepcopy(self.training),
-            "data": copy.deepcopy(self.data),
+            "data": {
+                k: copy.deepcopy(v) for k, v in self.data.items() if k != EVALUATION_KEY
+            },  # read from augmentation
         }
         if self.augmentation is not None:
             document["augmentation"] = copy.deepcopy(self.augmentation)
@@ -385,6 +395,9 @@ def resolve_data(
     side = augmentation_size(augmentation) if task != "pose_estimation" else None
     if side is not None and "image_size" not in out:
         out["image_size"] = side
+    plan = evaluation_plan(augmentation) if task == "classification" else None
+    if plan is not None:
+        out[EVALUATION_KEY] = plan
     if not section:
         return {**builtin, **out}
     out.pop("task", None)
@@ -422,6 +435,30 @@ def augmentation_size(section: dict[str, Any] | None) -> int | None:
         sides = [size] if isinstance(size, int) else list(size)
         return sides[0] if len(set(sides)) == 1 and isinstance(sides[0], int) else None
     return None
+
+
+def evaluation_plan(section: dict[str, Any] | None) -> dict[str, list[int]] | None:
+    """NetsPresso's classification evaluation at its own size: an ``inference`` list that resizes to [height, width]
+    and/or centre-crops to a size, as ``{"resize": [h, w], "crop": [h, w]}``; None for any other list (its
+    problems are :func:`resolve_augmentation`'s to report)."""
+    if not isinstance(section, dict) or not isinstance(section.get("inference"), list):
+        return None
+    sized = [t for t in section["inference"] if isinstance(t, dict) and t.get("name") not in ("totensor", "normalize")]
+    names = [t.get("name") for t in sized]
+    if names not in (["resize"], ["centercrop"], ["resize", "centercrop"]):
+        return None
+    plan = {}
+    for transform in sized:
+        size = transform.get("size")
+        if transform["name"] == "resize" and (not isinstance(size, list) or transform.get("resize_criteria")):
+            return None  # an integer resize keeps each image's aspect: no fixed evaluation size
+        if isinstance(size, int) or (isinstance(size, list) and len(size) in (1, 2)):
+            sides = [size, size] if isinstance(size, int) else [size[0], size[-1]]
+            if all(isinstance(side, int) and side > 0 for side in sides):
+                plan["resize" if transform["name"] == "resize" else "crop"] = sides
+                continue
+        return None
+    return plan
 
 
 def resolve_environment(section: dict[str, Any] | None) -> dict[str, Any]:
@@ -602,9 +639,13 @@ def resolve_augmentation(
             )
         )
     out: dict[str, Any] = {}
+    evaluated_apart = task == "classification" and evaluation_plan(section) is not None
     for phase in ("train", "inference"):
         transforms = [_with_defaults(t, size) for t in section.get(phase) or []]
-        problems += _follow_sizes(transforms, size, label, phase)
+        if phase == "inference" and evaluated_apart:
+            problems += _evaluation_problems(transforms, evaluation_plan(section), size)
+        else:
+            problems += _follow_sizes(transforms, size, label, phase)
         problems += _misplaced_transforms(transforms, task, phase)
         out[phase] = transforms
     return out, problems
@@ -688,8 +729,8 @@ def _follow_sizes(transforms: list[dict[str, Any]], start: tuple[int, int], labe
                     here + "/size",
                     f"changes the size from {before[0]}x{before[1]} to {height}x{width}: npc evaluates each image "
                     f"as its loader makes it ({label} {start[0]}x{start[1]}), so an inference step may only "
-                    "restate that size (NetsPresso's resize + centercrop evaluation at another size is not "
-                    "supported)",
+                    "restate that size (classification may evaluate at another size: a resize to [height, width] "
+                    "and/or a centercrop alone)",
                 )
             )
     if (height, width) != tuple(start):
@@ -702,6 +743,19 @@ def _follow_sizes(transforms: list[dict[str, Any]], start: tuple[int, int], labe
             )
         )
     return problems
+
+
+def _evaluation_problems(
+    transforms: list[dict[str, Any]], plan: dict[str, list[int]], start: tuple[int, int]
+) -> list[Problem]:
+    """A classification evaluation at its own size (NetsPresso's ImageNet recipes: resize, then centre-crop): the
+    crop must fit the resized image."""
+    resized = plan.get("resize", list(start))
+    crop = plan.get("crop")
+    if crop is None or (crop[0] <= resized[0] and crop[1] <= resized[1]):
+        return []
+    where = next(i for i, t in enumerate(transforms) if t["name"] == "centercrop")
+    return [(f"/inference/{where}/size", f"{crop} is larger than the image at this point ({resized[0]}x{resized[1]})")]
 
 
 def _random_resize_problems(transform: dict[str, Any], current: tuple[int, int], here: str) -> list[Problem]:

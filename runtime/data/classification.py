@@ -46,7 +46,7 @@ def _digits(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
     train_idx, valid_idx = train_test_split(
         indices, test_size=HOLDOUT_FRACTION, random_state=SPLIT_SEED, stratify=labels
     )
-    preprocess = Preprocess("digits", int(config["image_size"]), tuple(DIGITS_MEAN), tuple(DIGITS_STD))
+    preprocess = Preprocess.of("digits", config, DIGITS_MEAN, DIGITS_STD)
     chosen = {"train": np.sort(train_idx), "valid": np.sort(valid_idx)}
     out: dict[str, Dataset] = {}
     notes = []
@@ -56,7 +56,8 @@ def _digits(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
             split_idx = chosen["valid"]
         else:
             split_idx = chosen[split]
-        out[split] = TensorDataset(preprocess.digits_batch(images[split_idx]), torch.from_numpy(labels[split_idx]))
+        pixels = preprocess.digits_batch(images[split_idx], training=split == "train")
+        out[split] = TensorDataset(pixels, torch.from_numpy(labels[split_idx]))
     names = [str(i) for i in range(10)]
     sizes = ", ".join(f"{k} {len(v)}" for k, v in out.items())
     return DataBundle(

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from ...schemas.run import EVALUATION_KEY
 from ..errors import UNUSABLE, DataError
 from .bad_samples import BadSamples, SampleError, UnreadableFileError
 
@@ -32,12 +33,19 @@ SPLIT_SEED = 0  # splits never depend on the training seed
 
 @dataclass(frozen=True)
 class Preprocess:
-    """How one image becomes a (3, S, S) tensor; ``kind`` is ``rgb`` (files) or ``digits`` (8x8 grey, upscaled)."""
+    """How one image becomes a (3, S, S) tensor; ``kind`` is ``rgb`` (files) or ``digits`` (8x8 grey, upscaled).
+
+    Training images are resized to ``image_size`` square. Evaluation images (valid/test splits, ``npc predict``)
+    follow NetsPresso's ``augmentation.inference`` list where it evaluates at another size (classification): resized
+    to ``eval_resize`` (height, width), then centre-cropped to ``eval_crop`` (height, width); without those they are
+    prepared as training images are."""
 
     kind: str
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    eval_resize: tuple[int, int] | None = None
+    eval_crop: tuple[int, int] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -45,28 +53,48 @@ class Preprocess:
     @classmethod
     def from_json(cls, text: str) -> Preprocess:
         raw = json.loads(text)
-        return cls(raw["kind"], int(raw["image_size"]), tuple(raw["mean"]), tuple(raw["std"]))
+        evaluation = {key: tuple(raw[key]) for key in ("eval_resize", "eval_crop") if raw.get(key)}
+        return cls(raw["kind"], int(raw["image_size"]), tuple(raw["mean"]), tuple(raw["std"]), **evaluation)
+
+    @classmethod
+    def of(cls, kind: str, config: dict[str, Any], mean: Sequence[float], std: Sequence[float]) -> Preprocess:
+        """The data section's preprocessing, with its evaluation plan (``EVALUATION_KEY``, from the augmentation)."""
+        plan = config.get(EVALUATION_KEY) or {}
+        evaluation = {f"eval_{key}": tuple(plan[key]) for key in ("resize", "crop") if plan.get(key)}
+        return cls(kind, int(config["image_size"]), tuple(mean), tuple(std), **evaluation)
+
+    def _centre_crop(self, x: torch.Tensor) -> torch.Tensor:
+        if self.eval_crop is None:
+            return x
+        height, width = x.shape[-2:]
+        crop_h, crop_w = self.eval_crop
+        top, left = int(round((height - crop_h) / 2.0)), int(round((width - crop_w) / 2.0))  # torchvision's
+        return x[..., top : top + crop_h, left : left + crop_w]
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         mean = torch.tensor(self.mean, dtype=x.dtype).view(-1, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype).view(-1, 1, 1)
         return (x - mean) / std
 
-    def digits_batch(self, values: np.ndarray) -> torch.Tensor:
-        """(N, 8, 8) intensities in [0, 1] → (N, 3, S, S) normalised."""
+    def digits_batch(self, values: np.ndarray, *, training: bool = True) -> torch.Tensor:
+        """(N, 8, 8) intensities in [0, 1] → (N, 3, S, S) normalised (evaluation: resized, then centre-cropped)."""
         x = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).unsqueeze(1)
-        x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear")
-        return self.normalise(x.repeat(1, 3, 1, 1))
+        size = (self.image_size, self.image_size) if training else self.eval_resize or (self.image_size,) * 2
+        x = torch.nn.functional.interpolate(x, size=size, mode="bilinear")
+        return self.normalise((x if training else self._centre_crop(x)).repeat(1, 3, 1, 1))
 
-    def image(self, path: str | Path) -> torch.Tensor:
-        """One image file → (3, S, S), as the model saw its training data."""
+    def image(self, path: str | Path, *, training: bool = False) -> torch.Tensor:
+        """One image file → (3, H, W) as the model sees it in evaluation (``npc predict``), or in training."""
         image = open_image(path)
         if self.kind == "digits":  # grey, 8x8 like sklearn's digits (bright ink on a dark ground)
             small = image.convert("L").resize((8, 8), pil_module().Image.Resampling.BOX)
-            return self.digits_batch(np.asarray(small, dtype=np.float32)[None] / 255.0)[0]
-        rgb = image.convert("RGB").resize((self.image_size, self.image_size), pil_module().Image.Resampling.BILINEAR)
+            return self.digits_batch(np.asarray(small, dtype=np.float32)[None] / 255.0, training=training)[0]
+        height, width = (self.image_size, self.image_size)
+        if not training and self.eval_resize is not None:
+            height, width = self.eval_resize
+        rgb = image.convert("RGB").resize((width, height), pil_module().Image.Resampling.BILINEAR)
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
-        return self.normalise(x)
+        return self.normalise(x if training else self._centre_crop(x))
 
 
 @dataclass
@@ -88,17 +116,18 @@ class DataBundle:
 
 
 class ImageFiles(Dataset):
-    """(path, class index) pairs decoded lazily; a file that will not decode raises DataError naming it."""
+    """(path, class index) pairs decoded lazily; a file that will not decode raises DataError naming it. A
+    training split's images are prepared for training, the others' for evaluation (see :class:`Preprocess`)."""
 
-    def __init__(self, items: list[tuple[Path, int]], preprocess: Preprocess) -> None:
-        self.items, self.preprocess = items, preprocess
+    def __init__(self, items: list[tuple[Path, int]], preprocess: Preprocess, *, training: bool = False) -> None:
+        self.items, self.preprocess, self.training = items, preprocess, training
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.items[index]
-        return self.preprocess.image(path), label
+        return self.preprocess.image(path, training=self.training), label
 
 
 def pil_module():
@@ -153,7 +182,7 @@ def _ends_with_jpeg_marker(path: Path) -> bool:
 
 
 def _rgb_preprocess(config: dict[str, Any]) -> Preprocess:
-    return Preprocess("rgb", int(config["image_size"]), tuple(config["mean"]), tuple(config["std"]))
+    return Preprocess.of("rgb", config, config["mean"], config["std"])
 
 
 def data_root(config: dict[str, Any]) -> Path:
@@ -243,11 +272,12 @@ def finish_bundle(
     datasets: dict[str, Dataset] = {}
     for split, items in per_split.items():
         bad.require(split, items, origin[split])
-        datasets[split] = ImageFiles(items, preprocess)
+        datasets[split] = ImageFiles(items, preprocess, training=split == "train")
     if "valid" in splits and "valid" not in datasets:
         if "train" not in datasets:
             raise DataError("data.path.valid: no valid split given (and no train split to hold one out from)", 2)
-        datasets["train"], datasets["valid"] = holdout_split(datasets["train"], notes, origin["train"])
+        datasets["train"], held = holdout_split(datasets["train"], notes, origin["train"])
+        datasets["valid"] = Subset(ImageFiles(per_split["train"], preprocess), held.indices)  # evaluated as valid
     datasets = {split: datasets[split] for split in splits}
     sizes = ", ".join(f"{k} {len(v)}" for k, v in datasets.items())
     description = f"{config.get('name') or config['format']} ({config['format']}, {len(names)} classes; {sizes})"

@@ -264,7 +264,10 @@ def export_target(
         try:
             preprocess = json.loads(metadata["preprocess"]) if isinstance(metadata["preprocess"], str) else {}
             extra["preprocess"] = preprocess
-            trained_size = int(preprocess["image_size"])
+            # evaluated at another size (NetsPresso's inference list): the size it predicts at
+            trained_size = int(
+                (preprocess.get("eval_crop") or preprocess.get("eval_resize") or [preprocess["image_size"]])[0]
+            )
         except (ValueError, KeyError, TypeError):
             trained_size = None
     if options.input_size:

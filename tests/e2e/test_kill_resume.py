@@ -1,7 +1,8 @@
 """Crash safety: `npc train` killed with SIGKILL at random moments leaves a run that resumes to the very weights
 of an uninterrupted run, and never a checkpoint that does not load (checkpoints are written to a temp file and
 renamed). N = 10 kills, at seeded random moments spread over the whole run. Training augments its batches
-(kornia, drawn per (seed, epoch, step)), so the resumed runs must also replay the same augmentations."""
+(kornia and npc's own batch steps, drawn per (seed, epoch, step)), so the resumed runs must also replay the same
+augmentations."""
 
 import os
 import random
@@ -20,6 +21,18 @@ from npc.runtime.checkpoint import load_training_state, load_weights
 SPEC = REPO / "examples" / "resnet-digits.yaml"
 KILLS = 10
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+
+
+# kornia's crop and flip, and npc's own per-sample draws of NetsPresso's randomresize2, trivialaugmentwide and
+# autoaugment (the pose and detection transforms replay in test_peer_augment's stop-and-resume runs)
+AUGMENTATION = """augmentation:
+  train:
+    - {name: randomresizedcrop, size: 16, scale: [0.6, 1.0]}
+    - {name: randomhorizontalflip, p: 0.5}
+    - {name: randomresize2, random_range: [0.8, 1.25]}
+    - {name: trivialaugmentwide, num_magnitude_bins: 31, interpolation: bilinear, fill: ~}
+    - {name: autoaugment, policy: imagenet, interpolation: bilinear, fill: 0}
+"""
 
 
 def _train_command(out: Path, *extra: str) -> list[str]:
@@ -42,10 +55,7 @@ def _final(folder: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_sigkill_at_any_moment_then_resume_gives_the_uninterrupted_weights(tmp_path):
     (tmp_path / "data.yaml").write_text("data:\n  format: digits\n  image_size: 16\n")
-    (tmp_path / "augmentation.yaml").write_text(
-        "augmentation:\n  train:\n    - {name: randomresizedcrop, size: 16, scale: [0.6, 1.0]}\n"
-        "    - {name: randomhorizontalflip, p: 0.5}\n"
-    )
+    (tmp_path / "augmentation.yaml").write_text(AUGMENTATION)
     started = time.monotonic()
     _run(_train_command(tmp_path / "reference"))
     duration = time.monotonic() - started

@@ -378,12 +378,14 @@ def test_an_inference_list_may_restate_the_input_size_but_not_change_it(six_file
         "    - {name: resize, size: 64, resize_criteria: long}\n    - {name: pad, size: 64, fill: 114}\n",
     )
     assert _load(six_files, augmentation=letterbox).augmentation["inference"][1]["name"] == "pad"
-    # the peer's ImageNet evaluation: resize larger, then centre-crop to the trained size
+    # the peer's ImageNet evaluation: resize larger, then centre-crop; classification evaluates at that size
     crop = AUGMENTATION.replace("size: [64, 64], interpolation", "size: [72, 72], interpolation").replace(
-        "resize_criteria: ~}\n", "resize_criteria: ~}\n    - {name: centercrop, size: 64}\n"
+        "resize_criteria: ~}\n", "resize_criteria: ~}\n    - {name: centercrop, size: 56}\n"
     )
+    assert _load(six_files, augmentation=crop).data["_evaluation"] == {"resize": [72, 72], "crop": [56, 56]}
+    # other lists must keep the size (test_peer_evaluation.py has the rest)
     with pytest.raises(SpecError) as info:
-        _load(six_files, augmentation=crop)
+        _load(six_files, augmentation=crop.replace("{name: centercrop, size: 56}", "{name: pad, size: 80}"))
     assert any(
         d.pointer == "/augmentation/inference/0/size" and "changes the size from 64x64 to 72x72" in d.message
         for d in info.value.diagnostics

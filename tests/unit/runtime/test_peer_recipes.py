@@ -127,14 +127,36 @@ def test_the_peers_segmentation_files_run_unchanged(capsys, monkeypatch, tmp_pat
     _check_run(tmp_path)
 
 
-def test_the_peers_pose_augmentation_is_refused_where_it_is(capsys, tmp_path):
-    """posetopdownaffine (the peer's top-down crop) is not supported yet: refused with its location."""
+def _pose_set(root: Path, keypoints: int = 98) -> None:
+    """WFLW's layout: one label line per face, ``x y visible`` per keypoint then the box; each keypoint its own mirror
+    twin (the flip in the peer's recipe needs swap pairs)."""
+    for split, count in (("train", 4), ("valid", 2)):
+        for i in range(count):
+            _picture(root / "images" / split / f"{i}.jpg")
+            rng = np.random.RandomState(i)
+            points = np.stack([rng.uniform(20, 44, keypoints), rng.uniform(10, 30, keypoints), np.ones(keypoints)], 1)
+            label = root / "labels" / split / f"{i}.txt"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            label.write_text(" ".join(f"{v:g}" for v in points.flatten()) + " 16 6 48 34\n")
+    names = [{"name": f"p{k}", "swap": f"p{k}"} for k in range(keypoints)]
+    (root / "id_mapping.json").write_text(json.dumps(names))
+
+
+def test_the_peers_pose_files_run_unchanged(capsys, monkeypatch, tmp_path):
+    """RTMPose with the peer's pose recipe: posetopdownaffine in train (jittered) and inference (the plain crop)."""
+    _pose_set(tmp_path / "data" / "wflw")
+    monkeypatch.chdir(tmp_path)
     files = {
         **_top_level(),
         "model": PEER / "model" / "rtmpose" / "rtmpose-pose_estimation.yaml",
         "data": PEER / "data" / "local" / "wflw.yaml",
         "augmentation": PEER / "augmentation" / "pose_estimation.yaml",
     }
-    code, _, err = _train(capsys, tmp_path, files)
-    assert code == 1
-    assert "/augmentation/train/1/name: 'posetopdownaffine' is not allowed" in err
+    code, out, err = _train(capsys, tmp_path, files)
+    assert code == 0, out + err
+    assert "randomhorizontalflip, posetopdownaffine" in out
+    (run,) = (tmp_path / "outputs").iterdir()
+    for name in ("best.safetensors", "epoch_1.safetensors", "samples/predictions.json"):
+        assert (run / name).is_file(), name
+    # the peer's logging.yaml exports at sample_input_size [512, 512]; the rtmcc head takes its 256x256 crops only
+    assert "warning: logging.onnx_export_opset: forward pass on a (1, 3, 512, 512) input failed" in out
