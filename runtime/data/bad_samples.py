@@ -166,6 +166,14 @@ class BadSamples:
                 new.append(sample)
         return new
 
+    def merge(self, skipped: Iterable[Skipped]) -> None:
+        """Adds what another process skipped (under torchrun each meets its own share of the files)."""
+        known = {(s.split, s.path) for s in self.skipped}
+        for sample in skipped:
+            if (sample.split, sample.path) not in known:
+                known.add((sample.split, sample.path))
+                self.skipped.append(sample)
+
     def fixed(self, split: str, what: str, count: int = 1) -> None:
         if count:
             self.repairs.setdefault(split, Counter())[what] += count

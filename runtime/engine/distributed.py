@@ -19,6 +19,7 @@ from ..errors import UNUSABLE, RunError
 
 __all__ = [
     "Distributed",
+    "all_gather",
     "all_sum",
     "any_rank",
     "broadcast",
@@ -117,6 +118,15 @@ def any_rank(flags: list[bool], place: Distributed, device: torch.device) -> lis
     tensor = torch.tensor([float(f) for f in flags], device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return [bool(v) for v in tensor.tolist()]
+
+
+def all_gather(value: Any, place: Distributed) -> list[Any]:
+    """Every process's ``value`` (any picklable object), in rank order, on every process."""
+    if not place.enabled:
+        return [value]
+    gathered: list[Any] = [None] * place.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 def broadcast(value: Any, place: Distributed) -> Any:

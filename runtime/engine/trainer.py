@@ -65,7 +65,7 @@ from ..data import (
 )
 from ..errors import UNUSABLE, CheckpointError, RunError
 from ..losses import build_loss
-from .distributed import Distributed, all_sum, any_rank, broadcast, per_rank_batch, start, stop, wait
+from .distributed import Distributed, all_gather, all_sum, any_rank, broadcast, per_rank_batch, start, stop, wait
 from .faults import (
     CheckpointClock,
     StopSignals,
@@ -797,6 +797,9 @@ def _end_epoch(run: _Run, progress: _Progress) -> None:
         warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
         run.scheduler.step()
     loss_sum, seen = all_sum([progress.loss_sum, progress.seen], place, run.device)
+    if place.enabled and run.data.bad_samples is not None:  # each process dropped from its own share: pool them
+        for skipped in all_gather(run.data.bad_samples.skipped, place):
+            run.data.bad_samples.merge(skipped)
     eval_model = run.ema.module if run.ema is not None else run.net
     task, primary = run.config.spec.task, PRIMARY[run.config.spec.task]
     metrics = {"loss": None, **dict.fromkeys(METRICS[task])}  # an epoch logging.validation_epoch skips

@@ -15,6 +15,7 @@ epoch 1 and resumed under torchrun for epoch 2 (a constant learning rate, so the
 """
 
 import csv
+import json
 import os
 import socket
 import subprocess
@@ -242,3 +243,44 @@ def test_a_model_with_parameters_a_training_step_never_reaches_trains_under_torc
     output = _torchrun(spec, "--out", tmp_path / "run", "--no-tensorboard", cwd=tmp_path)
     assert "2 processes (gloo, 1 images each per step)" in output
     assert load_training_state(tmp_path / "run")["epoch"] == 1
+
+
+BREAKS_FILES = '''
+_broken = False
+
+
+def _break_victims() -> None:
+    """The model's first forward (after every process checked the data) breaks the files named in VICTIMS."""
+    global _broken
+    if not _broken:
+        _broken = True
+        for path in open(VICTIMS).read().split():
+            open(path, "wb").write(bytes([0x89, 0x50, 0x4E, 0x47, 13, 10, 26, 10]) + bytes(64))
+
+
+class Breaking(Tiny):
+    def forward(self, x):
+        _break_victims()
+        return super().forward(x)
+
+
+def build_model(num_classes: int) -> nn.Module:
+    return Breaking(num_classes)
+'''
+
+
+def test_files_either_process_drops_under_skip_are_all_recorded(tmp_path, write_spec):
+    """Under torchrun each process reads its own share of the files; bad_samples.json (rank 0's) lists the drops
+    of both. Six files break after the data check, so both processes meet some whatever the permutation."""
+    _digit_folder(tmp_path / "digits", per_class=8)
+    victims = sorted((tmp_path / "digits").rglob("*.png"))[::13][:6]
+    (tmp_path / "victims.txt").write_text("\n".join(map(str, victims)))
+    model = NO_BATCHNORM + BREAKS_FILES.replace("VICTIMS", repr(str(tmp_path / "victims.txt")))
+    (tmp_path / "model.py").write_text(model)
+    data = f"format: image_folder\npath: {{root: {tmp_path / 'digits'}, train: {{image: .}}}}\nimage_size: 16"
+    training = "epochs: 2\nbatch_size: 16\nnum_workers: 0\noptimizer: {name: adamw, lr: 0.01}"
+    spec = write_spec(training, data)
+    out = tmp_path / "run"
+    _torchrun(spec, "--model-py", tmp_path / "model.py", "--out", out, "--on-bad-sample", "skip", cwd=tmp_path)
+    recorded = {entry["path"] for entry in json.loads((out / "bad_samples.json").read_text())["skipped"]}
+    assert recorded == {str(path) for path in victims}
