@@ -31,6 +31,12 @@ BAD_SAMPLE_HELP = (
 
 
 def register(subparsers) -> None:
+    _register_train(subparsers)
+    _register_evaluate(subparsers)
+    _register_predict(subparsers)
+
+
+def _register_train(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a classification, segmentation, detection or pose spec (built-in digits/shapes/stick_figures "
@@ -78,6 +84,8 @@ def register(subparsers) -> None:
     )
     p.set_defaults(handler=_train)
 
+
+def _register_evaluate(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="print validation metrics of trained weights")
     p.add_argument("spec", metavar="SPEC", help="model spec, or a run folder (uses its resolved.yaml and model.py)")
     p.add_argument("--weights", metavar="W", help=".safetensors or .pth state dict (run folder: best.safetensors)")
@@ -91,6 +99,8 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(handler=_evaluate)
 
+
+def _register_predict(subparsers) -> None:
     p = subparsers.add_parser(
         "predict",
         help="print the label (classification), class shares (segmentation), boxes (detection) or keypoints (pose) "

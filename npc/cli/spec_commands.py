@@ -17,15 +17,28 @@ __all__ = ["register", "register_lsp"]
 
 
 def register(sub) -> None:
+    _register_validate(sub)
+    _register_schema(sub)
+    _register_compile(sub)
+    _register_graph(sub)
+    _register_diff(sub)
+    _register_list(sub)
+
+
+def _register_validate(sub) -> None:
     p = sub.add_parser("validate", help="check spec files and report every problem with its location")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(handler=_validate)
 
+
+def _register_schema(sub) -> None:
     p = sub.add_parser("schema", help="print (or write) the model-spec JSON Schema")
     p.add_argument("-o", "--output", default="-", help="file to write ('-' for stdout)")
     p.set_defaults(handler=_schema)
 
+
+def _register_compile(sub) -> None:
     p = sub.add_parser("compile", help="compile a spec into a standalone PyTorch module")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("target", nargs="?", metavar="MODEL_PY", help="with --check: the committed file to compare")
@@ -47,6 +60,8 @@ def register(sub) -> None:
     )
     p.set_defaults(handler=_compile)
 
+
+def _register_graph(sub) -> None:
     p = sub.add_parser("graph", help="print the component graph, or draw it: -o graph.svg|png|pdf|dot|mmd")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--format", choices=("dot", "mermaid", "json"), default=None, help="text form (default: dot)")
@@ -59,11 +74,15 @@ def register(sub) -> None:
     p.add_argument("--no-params", action="store_true", help="pictures: no parameter counts (does not import torch)")
     p.set_defaults(handler=_graph)
 
+
+def _register_diff(sub) -> None:
     p = sub.add_parser("diff", help="show how the emitted source changes between two specs")
     p.add_argument("old", metavar="A")
     p.add_argument("new", metavar="B")
     p.set_defaults(handler=_diff)
 
+
+def _register_list(sub) -> None:
     p = sub.add_parser("list", help="list the registered components, or the zoo models (--zoo)")
     p.add_argument("--kind", choices=("backbone", "neck", "head", "full", "loss"), default=None)
     p.add_argument(

@@ -20,6 +20,12 @@ __all__ = ["register"]
 
 
 def register(subparsers) -> None:
+    _register_summary(subparsers)
+    _register_check_weights(subparsers)
+    _register_export(subparsers)
+
+
+def _register_summary(subparsers) -> None:
     p = subparsers.add_parser(
         "summary",
         help="per component and backbone stage: output shape, parameters, FLOPs",
@@ -38,6 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text", help="a table, or JSON")
     p.set_defaults(handler=_summary)
 
+
+def _register_check_weights(subparsers) -> None:
     p = subparsers.add_parser(
         "check-weights",
         help="would WEIGHTS load into SPEC's model with strict=True? each mismatch located in the spec",
@@ -54,6 +62,8 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(handler=_check_weights)
 
+
+def _register_export(subparsers) -> None:
     p = subparsers.add_parser(
         "export",
         help="export a model with its weights to ONNX, torch.export or torch.fx, verified against eager",
