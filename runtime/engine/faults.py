@@ -180,7 +180,7 @@ def _take_lock(folder: Path, key: Path) -> RunLock:
         if _same_file(fd, path):  # else the holder released (and unlinked) it between our open and flock
             break
         os.close(fd)
-    previous = _read_holder(fd)
+    previous = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()  # empty: a lock file this call created
     lock = RunLock(key, fd)
     if previous:
         lock.notes.append(f"took over the lock of {folder}: {previous}, which is no longer running")
