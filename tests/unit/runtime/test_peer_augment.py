@@ -231,8 +231,8 @@ def test_the_new_transforms_settings_that_cannot_work_are_located(transform, tas
     ],
 )
 def test_the_new_transforms_keys_are_checked_by_the_schema_with_their_place(write_spec, entry, pointer, message):
-    from npc.spec.run_config import load_run_config
     from npc.spec import SpecError
+    from npc.spec.run_config import load_run_config
 
     spec = write_spec("epochs: 1", "format: digits\nimage_size: 32")
     spec.write_text(spec.read_text() + f"augmentation:\n  train:\n    - {entry}\n")
@@ -448,8 +448,8 @@ def _straight_and_split(spec, tmp_path) -> None:
     from rich.console import Console
 
     from npc.runtime.checkpoint import load_weights
-    from npc.spec.run_config import load_run_config
     from npc.runtime.engine import TrainOptions, train
+    from npc.spec.run_config import load_run_config
 
     def run(out, **kwargs):
         return train(load_run_config(spec), TrainOptions(out_dir=out, tensorboard=False, **kwargs), Console(quiet=True))
