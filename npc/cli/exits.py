@@ -33,6 +33,8 @@ EXTRA_MODULES = {
         "onnx", "onnxruntime", "kornia",
     },
     "lsp": {"pygls", "lsprotocol"},
+    "hf": {"datasets"},  # data.format: huggingface
+    "mlflow": {"mlflow"},  # logging.mlflow: true
 }  # fmt: skip
 
 
@@ -95,18 +97,3 @@ def clean_message(message: str) -> str:
         last = [line for line in message.strip().splitlines() if line.strip()][-1]
         return last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith("Error") else last
     return message
-
-
-# Top-level modules of the optional extras (pyproject.toml), so a command run without its extra says what to install.
-EXTRA_MODULES = {
-    "runtime": {
-        "torch", "safetensors", "torchmetrics", "tensorboard", "sklearn", "PIL", "numpy", "pycocotools", "scipy",
-        "onnx", "onnxruntime", "kornia",
-    },
-    "lsp": {"pygls", "lsprotocol"},
-}  # fmt: skip
-
-
-def _extra_providing(module: str | None) -> str | None:
-    top = (module or "").split(".")[0]
-    return next((extra for extra, modules in EXTRA_MODULES.items() if top in modules), None)

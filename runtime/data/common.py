@@ -64,6 +64,10 @@ class Preprocess:
         if self.kind == "digits":  # grey, 8x8 like sklearn's digits (bright ink on a dark ground)
             small = image.convert("L").resize((8, 8), pil_module().Image.Resampling.BOX)
             return self.digits_batch(np.asarray(small, dtype=np.float32)[None] / 255.0)[0]
+        return self.rgb(image)
+
+    def rgb(self, image: Any) -> torch.Tensor:
+        """A decoded PIL image → (3, S, S): resized bilinearly to the square side, normalised."""
         rgb = image.convert("RGB").resize((self.image_size, self.image_size), pil_module().Image.Resampling.BILINEAR)
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
         return self.normalise(x)
