@@ -163,7 +163,9 @@ def _rgb_preprocess(config: dict[str, Any]) -> Preprocess:
 def data_root(config: dict[str, Any]) -> Path:
     root = Path((config.get("path") or {}).get("root") or ".").expanduser()  # the peer's recipes write ~/data/...
     if not root.is_dir():
-        raise DataError(f"data.path.root: folder not found: {root} (relative paths start at the current folder)", 2)
+        raise DataError(
+            f"data.path.root: folder not found: {root} (relative paths start at the current folder)", UNUSABLE
+        )
     return root
 
 
@@ -250,7 +252,7 @@ def finish_bundle(
         datasets[split] = ImageFiles(items, preprocess)
     if "valid" in splits and "valid" not in datasets:
         if "train" not in datasets:
-            raise DataError("data.path.valid: no valid split given (and no train split to hold one out from)", 2)
+            raise DataError("data.path.valid: no valid split given (and no train split to hold one out from)", UNUSABLE)
         datasets["train"], datasets["valid"] = holdout_split(datasets["train"], notes, origin["train"])
     datasets = {split: datasets[split] for split in splits}
     sizes = ", ".join(f"{k} {len(v)}" for k, v in datasets.items())
