@@ -14,6 +14,7 @@ __all__ = [
     "DATA_FORMATS",
     "DATA_SCHEMA",
     "EMA_KINDS",
+    "HUGGINGFACE_TASKS",
     "ENVIRONMENT_SCHEMA",
     "EVALUATION_KEY",
     "INFERENCE_TRANSFORMS",
@@ -29,7 +30,8 @@ __all__ = [
 OPTIMIZERS = ("adamw", "adam", "adadelta", "adagrad", "rmsprop", "adamax", "sgd")  # NetsPresso's registry
 SCHEDULERS = ("cosine", "cosine_no_sgdr", "step", "poly", "multi_step")
 EMA_KINDS = ("constant_decay", "exp_decay")
-DATA_FORMATS = ("digits", "shapes", "local", "image_folder", "coco", "stick_figures")
+DATA_FORMATS = ("digits", "shapes", "local", "image_folder", "coco", "stick_figures", "huggingface")
+HUGGINGFACE_TASKS = ("classification", "segmentation")  # the peer's HUGGINGFACE_DATASET registry
 TASKS = ("classification", "segmentation", "detection", "pose_estimation")
 LABEL_IMAGE_MODES = ("L", "P", "RGB")
 # The resolved data section's evaluation plan, {resize, crop}, read from augmentation.inference (classification);
@@ -215,6 +217,39 @@ _SPLIT = {
     "additionalProperties": False,
     "properties": {"image": {"type": ["string", "null"]}, "label": {"type": ["string", "null"]}},
 }
+_COLUMN = {"type": "string", "minLength": 1}
+_HUGGINGFACE = _doc(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["repo", "features"],
+        "properties": {
+            "custom_cache_dir": _doc(
+                {"type": ["string", "null"]}, "where load_dataset caches what it downloads (null: datasets' default)"
+            ),
+            "repo": _doc(
+                {"type": "string", "minLength": 1},
+                "a local folder (save_to_disk output, or data files load_dataset reads) or a Hub id (needs network, "
+                "or its files already in the cache with HF_DATASETS_OFFLINE=1)",
+            ),
+            "subset": _doc({"type": ["string", "null"]}, "the dataset's configuration name (load_dataset's name)"),
+            "features": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["image", "label"],
+                "properties": {
+                    "image": _doc(_COLUMN, "the column holding the images"),
+                    "label": _doc(_COLUMN, "the column holding the class (classification) or the mask (segmentation)"),
+                },
+            },
+            "id_mapping": _doc(
+                {"type": ["array", "object", "null"]},
+                "the peer's segmentation template writes id_mapping here; read as data.id_mapping",
+            ),
+        },
+    },
+    "format huggingface: NetsPresso's keys naming the dataset and its image and label columns",
+)
 DATA_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "npc data section",
@@ -227,8 +262,10 @@ DATA_SCHEMA: dict[str, Any] = {
             {"enum": list(DATA_FORMATS)},
             "digits / shapes / stick_figures (built in), local (NetsPresso layout: CSV, PNG masks, YOLO txt or "
             "keypoint txt by task), "
-            "image_folder (class folders), coco (detection: one COCO JSON per split)",
+            "image_folder (class folders), coco (detection: one COCO JSON per split), huggingface (a Hugging Face "
+            "dataset named by metadata: classification and segmentation)",
         ),
+        "metadata": _HUGGINGFACE,
         "path": {
             "type": "object",
             "additionalProperties": False,

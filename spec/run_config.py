@@ -25,6 +25,7 @@ from ..schemas.run import (
     DATA_SCHEMA,
     ENVIRONMENT_SCHEMA,
     EVALUATION_KEY,
+    HUGGINGFACE_TASKS,
     LOGGING_SCHEMA,
     TASKS,
     TRAINING_SCHEMA,
@@ -307,6 +308,8 @@ def _resolve_sections(
         diagnostics += _located(sections["data"], [problem])
         return training, None, None, environment, logging
     augmentation_section = value("augmentation") if "augmentation" not in invalid else None
+    if "data" in sections:
+        diagnostics += _located(sections["data"], huggingface_problems(data_section, task))
     data = resolve_data(data_section, task=task, augmentation=augmentation_section)
     if task == "pose_estimation" and spec is not None:
         diagnostics += _pose_input_size_problems(data, spec, sections.get("data"))
@@ -401,6 +404,11 @@ def resolve_data(
     if not section:
         return {**builtin, **out}
     out.pop("task", None)
+    if "format" not in out and out.get("metadata") is not None:  # only NetsPresso's Hugging Face form has metadata
+        out["format"] = "huggingface"
+    if out.get("format") == "huggingface" and "id_mapping" in (out.get("metadata") or {}):
+        moved = out["metadata"].pop("id_mapping")  # where the peer's segmentation template writes it
+        out.setdefault("id_mapping", moved)
     if "format" not in out:
         path = out.get("path") or {}
         train = path.get("train") or {}
@@ -419,6 +427,39 @@ def resolve_data(
         out.setdefault("mean", list(IMAGENET_MEAN))
         out.setdefault("std", list(IMAGENET_STD))
     return out
+
+
+def huggingface_problems(section: dict[str, Any] | None, task: str) -> list[Problem]:
+    """What ``format: huggingface`` cannot do, located in the data section: other tasks than NetsPresso's two,
+    a missing ``metadata``, the local layout's ``path``; and ``metadata`` under another format."""
+    if not isinstance(section, dict):
+        return []
+    metadata, kind = section.get("metadata"), section.get("format")
+    if kind != "huggingface":
+        if metadata is not None and kind is not None:
+            return [("/metadata", f"is read with format: huggingface only (this data's format is {kind})")]
+        if metadata is None:
+            return []
+    problems: list[Problem] = []
+    where = "/format" if kind is not None else "/metadata"
+    if task not in HUGGINGFACE_TASKS:
+        problems.append(
+            (
+                where,
+                f"huggingface datasets are read for {' and '.join(HUGGINGFACE_TASKS)} (as NetsPresso Trainer reads "
+                f"them); not for {task}: use format local" + (" or coco" if task == "detection" else ""),
+            )
+        )
+    if metadata is None:
+        problems.append((where, "format huggingface needs metadata: {repo, subset, features: {image, label}}"))
+    path = section.get("path") or {}
+    if any(value not in (None, {}) and value != {"image": None, "label": None} for value in path.values()):
+        problems.append(("/path", "is for the local layouts; format huggingface reads metadata.repo (leave path out)"))
+    if metadata and "id_mapping" in metadata and section.get("id_mapping") is not None:
+        problems.append(("/metadata/id_mapping", "id_mapping is given twice: keep data.id_mapping only"))
+    if task == "segmentation" and section.get("id_mapping") is None and (metadata or {}).get("id_mapping") is None:
+        problems.append((where, "segmentation needs id_mapping (class names by mask value), as NetsPresso's"))
+    return problems
 
 
 def augmentation_size(section: dict[str, Any] | None) -> int | None:
@@ -505,8 +546,6 @@ def resolve_logging(section: dict[str, Any] | None) -> tuple[dict[str, Any], lis
                 "validated epochs)",
             )
         )
-    if out["mlflow"]:
-        problems.append(("/mlflow", "true is not supported yet by npc (tensorboard is): set mlflow: false"))
     if out["metrics"]["classwise_analysis"]:
         problems.append(("/metrics/classwise_analysis", "true is not supported yet by npc: set it to false"))
     if out["metrics"]["metric_names"]:

@@ -33,6 +33,8 @@ EXTRA_MODULES = {
         "onnx", "onnxruntime", "kornia",
     },
     "lsp": {"pygls", "lsprotocol"},
+    "hf": {"datasets"},  # data.format: huggingface
+    "mlflow": {"mlflow"},  # logging.mlflow: true
 }  # fmt: skip
 
 

@@ -23,7 +23,14 @@ from .exits import ExitCode, clean_message
 
 __all__ = ["register"]
 
-RUN_OUTPUTS = ("metrics.csv", "last.safetensors", "best.safetensors", "training_state.pt", "bad_samples.json")
+RUN_OUTPUTS = (
+    "metrics.csv",
+    "last.safetensors",
+    "best.safetensors",
+    "training_state.pt",
+    "bad_samples.json",
+    "mlflow_run.json",
+)
 BAD_SAMPLE_HELP = (
     "a corrupt image, a mask of another size than its image, a box outside its image or a label outside the class "
     "list: error stops (default; or data.on_bad_sample), skip leaves the sample out and counts it"
@@ -212,6 +219,10 @@ def _train(args: argparse.Namespace) -> int:
     from ..runtime.tools.infer import OutputNames
 
     logging = config.logging
+    if logging["mlflow"]:
+        from ..runtime.engine.tracking import require_mlflow
+
+        require_mlflow()  # without the extra: exit 2 naming it, before any work
     console = Console(quiet=not logging["stdout"])  # logging.stdout: false prints nothing but errors (stderr)
     place = requested()  # under torchrun: this process's rank; the group is joined in train()
     if place.enabled and not args.out:  # each process would pick its own fresh runs/<name>-N folder
@@ -230,6 +241,7 @@ def _train(args: argparse.Namespace) -> int:
         for name in RUN_OUTPUTS:
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "tb", ignore_errors=True)
+        shutil.rmtree(out / "mlruns", ignore_errors=True)  # the replaced run's own MLflow record (the default place)
     options = TrainOptions(
         out_dir=out,
         device=device,
@@ -263,6 +275,12 @@ def _end_of_run(config, out: Path, console) -> None:
             console.print(
                 f"[yellow]warning:[/] logging.{key}: {clean_message(exc.message)}", highlight=False, soft_wrap=True
             )
+    if steps and config.logging["mlflow"]:  # the export and the drawn samples join the MLflow run's artifacts
+        from ..runtime.engine.tracking import MlflowLog
+
+        tracking = MlflowLog.reopen(out, console)
+        if tracking is not None:
+            tracking.artifacts(sorted(out.glob("*.onnx")) + [p for p in (out / "samples",) if p.is_dir()])
 
 
 def _onnx_line(report, options: dict) -> str:

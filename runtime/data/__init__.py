@@ -3,6 +3,7 @@
 * :mod:`.build` — ``build_data``: the task and ``data.format`` pick the loader.
 * :mod:`.classification`, :mod:`.segmentation`, :mod:`.detection`, :mod:`.pose` — one module per task: its
   built-in set, NetsPresso's local layout (and COCO JSON for detection), its collate and targets.
+* :mod:`.huggingface` — ``data.format: huggingface``: a Hugging Face dataset (classification, segmentation).
 * :mod:`.common` — what the task loaders share: :class:`Preprocess` (stored in the weights' metadata so that
   ``npc predict`` prepares an image as training did), image checks, split folders, the holdout split.
 * :mod:`.shapes` — the generated ``shapes`` images behind the built-in segmentation and detection sets.

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import INVALID, DataError, Problem
+from ..errors import INVALID, UNUSABLE, DataError, Problem
 
 __all__ = [
     "POLICIES",
@@ -137,7 +137,7 @@ class BadSamples:
     def from_config(cls, config: dict[str, Any]) -> BadSamples:
         policy = config.get("on_bad_sample") or "error"
         if policy not in POLICIES:
-            raise DataError(f"data.on_bad_sample: {policy!r} is not one of: {', '.join(POLICIES)}", 2)
+            raise DataError(f"data.on_bad_sample: {policy!r} is not one of: {', '.join(POLICIES)}", UNUSABLE)
         return cls(policy)
 
     def keep(self, split: str, candidates: Iterable[T], check: Callable[[T], R]) -> list[R]:

@@ -14,8 +14,8 @@ __all__ = ["FORMATS_BY_TASK", "build_data", "preprocess_from_json"]
 
 
 FORMATS_BY_TASK = {
-    "classification": ("digits", "local", "image_folder"),
-    "segmentation": ("shapes", "local"),
+    "classification": ("digits", "local", "image_folder", "huggingface"),
+    "segmentation": ("shapes", "local", "huggingface"),
     "detection": ("shapes", "local", "coco"),
     "pose_estimation": ("stick_figures", "local"),
 }
@@ -33,7 +33,11 @@ def build_data(
         raise DataError(f"data.format {kind!r} is not available for {task} (use one of: {allowed})")
     if isinstance(config.get("id_mapping"), str) and task != "pose_estimation":  # pose reads its own file
         config = {**config, "id_mapping": read_id_mapping_file(config)}
-    if task == "segmentation":
+    if kind == "huggingface":
+        from .huggingface import build_huggingface
+
+        bundle = build_huggingface(config, splits, task)
+    elif task == "segmentation":
         from .segmentation import build_segmentation
 
         bundle = build_segmentation(config, splits)

@@ -172,7 +172,9 @@ def _image_folder(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
     for split in wanted:
         image_dir, label = split_paths(config, split)
         if label is not None:
-            raise DataError(f"data.path.{split}.label: the image_folder layout takes its labels from sub-folders", 2)
+            raise DataError(
+                f"data.path.{split}.label: the image_folder layout takes its labels from sub-folders", UNUSABLE
+            )
         if image_dir is None:
             if split in ("train", "test") and split in splits:
                 raise DataError(f"data.path.{split}.image: required", UNUSABLE)

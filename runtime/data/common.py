@@ -89,6 +89,10 @@ class Preprocess:
         if self.kind == "digits":  # grey, 8x8 like sklearn's digits (bright ink on a dark ground)
             small = image.convert("L").resize((8, 8), pil_module().Image.Resampling.BOX)
             return self.digits_batch(np.asarray(small, dtype=np.float32)[None] / 255.0, training=training)[0]
+        return self.rgb(image, training=training)
+
+    def rgb(self, image: Any, *, training: bool = False) -> torch.Tensor:
+        """A decoded PIL image → (3, H, W): resized bilinearly (evaluation: then centre-cropped), normalised."""
         height, width = (self.image_size, self.image_size)
         if not training and self.eval_resize is not None:
             height, width = self.eval_resize
@@ -188,7 +192,9 @@ def _rgb_preprocess(config: dict[str, Any]) -> Preprocess:
 def data_root(config: dict[str, Any]) -> Path:
     root = Path((config.get("path") or {}).get("root") or ".").expanduser()  # the peer's recipes write ~/data/...
     if not root.is_dir():
-        raise DataError(f"data.path.root: folder not found: {root} (relative paths start at the current folder)", 2)
+        raise DataError(
+            f"data.path.root: folder not found: {root} (relative paths start at the current folder)", UNUSABLE
+        )
     return root
 
 
@@ -275,7 +281,7 @@ def finish_bundle(
         datasets[split] = ImageFiles(items, preprocess, training=split == "train")
     if "valid" in splits and "valid" not in datasets:
         if "train" not in datasets:
-            raise DataError("data.path.valid: no valid split given (and no train split to hold one out from)", 2)
+            raise DataError("data.path.valid: no valid split given (and no train split to hold one out from)", UNUSABLE)
         datasets["train"], held = holdout_split(datasets["train"], notes, origin["train"])
         datasets["valid"] = Subset(ImageFiles(per_split["train"], preprocess), held.indices)  # evaluated as valid
     datasets = {split: datasets[split] for split in splits}

@@ -36,7 +36,7 @@ from .common import (
 )
 from .shapes import SHAPE_NAMES, generate_shapes
 
-__all__ = ["IGNORE_INDEX", "build_segmentation"]
+__all__ = ["IGNORE_INDEX", "MaskLookup", "build_segmentation", "mask_mapping"]
 
 IGNORE_INDEX = 255  # mask value of unlabelled pixels (NetsPresso's)
 SHAPES_MEAN = (0.5, 0.5, 0.5)
@@ -118,7 +118,10 @@ class MaskLookup:
             self.table[IGNORE_INDEX] = IGNORE_INDEX
 
     def read(self, path: Path, size: int) -> torch.Tensor:
-        image = open_image(path)
+        return self.convert(open_image(path), path, size)
+
+    def convert(self, image: Any, path: Path | str, size: int) -> torch.Tensor:
+        """A decoded mask (``path`` names it in errors) → (size, size) class indices."""
         nearest = pil_module().Image.Resampling.NEAREST
         if self.mode == "L":
             self._check_grey(path, image)
@@ -149,16 +152,20 @@ class MaskLookup:
             )
         if mask is None:
             return  # colours the mapping does not list are unlabelled (255), as in NetsPresso
+        self.check_grey_values(path, mask)
+
+    def check_grey_values(self, path: Path | str, mask: Any) -> None:
+        """Mode L: a grey mask whose values are all listed in ``id_mapping`` (or 255); else :class:`SampleError`."""
         self._check_grey(path, mask)
         values = np.asarray(mask.convert("L"), dtype=np.int64)
         self._check_values(path, values, self.table[values])
 
-    def _check_grey(self, path: Path, image: Any) -> None:
+    def _check_grey(self, path: Path | str, image: Any) -> None:
         if image.mode not in ("L", "P", "I", "I;16", "1"):
             message = f"{path}: mask has {image.mode} pixels; with label_image_mode L it must be grey"
             raise SampleError("mask mode", path, message)
 
-    def _check_values(self, path: Path, values: np.ndarray, mask: np.ndarray) -> None:
+    def _check_values(self, path: Path | str, values: np.ndarray, mask: np.ndarray) -> None:
         if (mask < 0).any():
             bad = sorted(set(values[mask < 0].tolist()))[:8]
             known = ", ".join(str(v) for v in self.values[:12])
@@ -166,7 +173,7 @@ class MaskLookup:
             raise SampleError("mask values", path, message)
 
 
-def _mapping(config: dict[str, Any], mode: str) -> tuple[list[Any], list[str]]:
+def mask_mapping(config: dict[str, Any], mode: str) -> tuple[list[Any], list[str]]:
     """(mask value or colour per class, class names) from ``id_mapping``, in class-index order."""
     mapping = config.get("id_mapping")
     if mapping is None:
@@ -224,7 +231,7 @@ def _checked_pair(pair: tuple[Path, Path | None], lookup: MaskLookup, mask_dir: 
 def _local(config: dict[str, Any], splits: Sequence[str]) -> DataBundle:
     root = data_root(config)
     mode = str(config.get("label_image_mode") or "L").upper()
-    values, names = _mapping(config, mode)
+    values, names = mask_mapping(config, mode)
     preprocess = Preprocess("rgb", int(config["image_size"]), tuple(config["mean"]), tuple(config["std"]))
     lookup = MaskLookup(mode, values)
     bad = BadSamples.from_config(config)

@@ -7,6 +7,7 @@
 * :mod:`.faults` — stop signals, step checkpoints, the run-folder lock, non-finite losses.
 * :mod:`.metrics` — validation per task (torchmetrics, COCOeval, PCK): ``evaluate``.
 * :mod:`.report` — progress bar, epoch lines, ``metrics.csv``, TensorBoard.
+* :mod:`.tracking` — ``logging.mlflow``: params, per-epoch metrics and the best weights in an MLflow run.
 * :mod:`.load_model` — spec or ``model.py`` to ``nn.Module``: compile, import, build, load weights, freeze.
 
 Names are imported on first use, so that ``import npc.runtime.engine`` stays cheap.

@@ -156,9 +156,9 @@ def coco_map(detections: list[dict[str, torch.Tensor]], truths: list[dict[str, t
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError:  # pragma: no cover - a runtime dependency
-        from ..errors import RunError
+        from ..errors import UNUSABLE, RunError
 
-        raise RunError("detection metrics need pycocotools: pip install 'pycocotools>=2.0.7'", 2) from None
+        raise RunError("detection metrics need pycocotools: pip install 'pycocotools>=2.0.7'", UNUSABLE) from None
     images, annotations, results = [], [], []
     classes: set[int] = set()
     for image_id, (det, truth) in enumerate(zip(detections, truths, strict=True)):
@@ -283,9 +283,9 @@ def oks_ap(keypoints: torch.Tensor, scores: torch.Tensor, truths: torch.Tensor, 
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError:  # pragma: no cover - a runtime dependency
-        from ..errors import RunError
+        from ..errors import UNUSABLE, RunError
 
-        raise RunError("pose metrics need pycocotools: pip install 'pycocotools>=2.0.7'", 2) from None
+        raise RunError("pose metrics need pycocotools: pip install 'pycocotools>=2.0.7'", UNUSABLE) from None
     count, num_keypoints = truths.shape[:2]
     side = area**0.5
     images, annotations, results = [], [], []

@@ -1,5 +1,6 @@
 """What a run shows and logs: a live progress bar (only on a terminal), one line per epoch, a summary table,
-``metrics.csv`` (rewritten atomically each epoch) and TensorBoard scalars under ``tb/``.
+``metrics.csv`` (rewritten atomically each epoch), TensorBoard scalars under ``tb/`` and, with ``logging.mlflow``,
+the same rows as MLflow metrics (:mod:`.tracking`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from ..checkpoint import atomic_write_text
 from ..data import BadSamples
+from .tracking import ARTIFACTS, MlflowLog
 
 __all__ = ["METRIC_COLUMNS", "Reporter", "SilentReporter", "metric_columns", "read_metrics"]
 
@@ -56,6 +58,7 @@ class Reporter:
         start_epoch: int,
         tensorboard: bool = True,
         metrics: tuple[str, ...] = ("top1", "top5"),
+        tracking: MlflowLog | None = None,
     ):
         self.run_dir, self.console, self.epochs = run_dir, console, epochs
         self.metrics, self.columns = metrics, metric_columns(metrics)
@@ -66,6 +69,7 @@ class Reporter:
         self.progress: Progress | None = None
         self.task = None
         self.best: float = -math.inf
+        self.tracking, self.finished = tracking, False
 
     def _tensorboard(self, folder: Path):
         try:
@@ -122,6 +126,8 @@ class Reporter:
                     tag = key.replace("_", "/", 1) if key != "lr" else "train/lr"
                     self.writer.add_scalar(tag, row[key], row["epoch"])
             self.writer.flush()
+        if self.tracking is not None:
+            self.tracking.epoch({k: row.get(k) for k in self.columns})
         shown = "".join(
             f"  {m.replace('_', ' ')} {row[f'valid_{m}']:.2%}"
             for m in self.metrics
@@ -156,11 +162,18 @@ class Reporter:
         if bad_samples is not None and bad_samples.any():
             self.console.print(bad_sample_table(bad_samples))
             self.console.print(f"every skipped file: {self.run_dir / 'bad_samples.json'}", highlight=False)
+        if self.tracking is not None:
+            self.tracking.artifacts([self.run_dir / name for name in ARTIFACTS])
+        self.finished = True
 
     def close(self) -> None:
+        """Ends the logs; an MLflow run is marked finished only after :meth:`summary` (else failed or killed)."""
         self.stop()
         if self.writer is not None:
             self.writer.close()
+        if self.tracking is not None:
+            self.tracking.end(self.finished)
+            self.tracking = None
 
 
 class SilentReporter:

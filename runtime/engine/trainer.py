@@ -91,6 +91,7 @@ from .metrics import LABELS, METRICS, PRIMARY, evaluate, to_device
 from .optim import ModelEMA, build_optimizer, build_scheduler
 from .precision import build_precision, to_float32
 from .report import Reporter, SilentReporter
+from .tracking import MlflowLog
 
 __all__ = ["Interrupted", "TrainOptions", "TrainResult", "resolve_device", "train"]
 
@@ -465,6 +466,11 @@ def _reporter(
 ) -> Reporter | SilentReporter:
     if not place.is_main:
         return SilentReporter()
+    tracking = None
+    if config.logging["mlflow"]:  # logging.yaml's mlflow: rank 0 logs the run
+        resuming = options.resume is not None or bool(config.spec.checkpoint.optimizer_path)
+        document = config.resolved_document()
+        tracking = MlflowLog.start(Path(options.out_dir), document, console, resuming=resuming)
     return Reporter(
         Path(options.out_dir),
         console,
@@ -472,6 +478,7 @@ def _reporter(
         start_epoch=start_epoch,
         tensorboard=options.tensorboard,
         metrics=METRICS[config.spec.task],
+        tracking=tracking,
     )
 
 
@@ -987,6 +994,11 @@ def _resolved_yaml(
     root = (document["data"].get("path") or {}).get("root")
     if root:
         document["data"]["path"]["root"] = str(Path(root).expanduser().resolve())
+    metadata = document["data"].get("metadata") or {}  # format huggingface: a local folder, like path.root
+    if metadata.get("repo") and Path(metadata["repo"]).expanduser().is_dir():
+        metadata["repo"] = str(Path(metadata["repo"]).expanduser().resolve())
+    if metadata.get("custom_cache_dir"):
+        metadata["custom_cache_dir"] = str(Path(metadata["custom_cache_dir"]).expanduser().resolve())
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
     yaml.sort_base_mapping_type_on_output = False

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from helpers import run_cli
-from npc.spec.run_config import load_run_config, resolve_augmentation, resolve_data
 from npc.runtime.data import Preprocess, build_data
+from npc.spec.run_config import load_run_config, resolve_augmentation, resolve_data
 
 AUGMENTATION = """\
 augmentation:

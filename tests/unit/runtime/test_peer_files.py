@@ -151,13 +151,13 @@ def test_a_spec_is_needed_once_as_spec_or_model(capsys):
 
 def test_the_peers_command_line_reaches_every_file(capsys, six_files, tmp_path):
     """--model plus the five section flags: a problem in the logging file shows it was read."""
-    six_files["logging"].write_text(LOGGING.replace("mlflow: false", "mlflow: true"))
+    six_files["logging"].write_text(LOGGING.replace("classwise_analysis: False", "classwise_analysis: true"))
     argv = ["train", "--model", six_files["model"], "--out", tmp_path / "run"]
     for name in ("data", "augmentation", "training", "logging", "environment"):
         argv += [f"--{name}", six_files[name]]
     code, _, err = run_cli(capsys, *argv)
     assert code == 1
-    assert f"{six_files['logging']}:5:3: /logging/mlflow: true is not supported yet" in err
+    assert f"{six_files['logging']}:17:5: /logging/metrics/classwise_analysis: true is not supported yet" in err
 
 
 # --- 2. the peer's training, environment and logging keys --------------------------------------------------------
@@ -257,14 +257,14 @@ def test_every_file_reports_its_problems_in_one_run(six_files, tmp_path):
             six_files,
             training=TRAINING.replace("overwrite: ~", "overwrite: ~\n    nesterov_typo: 1"),
             environment=ENVIRONMENT.replace("batch_size: 32", "batch_size: 0"),
-            logging=LOGGING.replace("mlflow: false", "mlflow: true"),
+            logging=LOGGING.replace("classwise_analysis: False", "classwise_analysis: true"),
             data=DATA.format(root=tmp_path / "dataset") + "  image_size: 32\n",
             augmentation=AUGMENTATION.replace("p: 0.5", "p: 1.5"),
         )
     where = {(Path(d.file).name, d.pointer) for d in info.value.diagnostics}
     assert ("training.yaml", "/training/optimizer/nesterov_typo") in where
     assert ("environment.yaml", "/environment/batch_size") in where
-    assert ("logging.yaml", "/logging/mlflow") in where
+    assert ("logging.yaml", "/logging/metrics/classwise_analysis") in where
     assert ("augmentation.yaml", "/augmentation/train/1/p") in where
     assert exit_code_for(info.value) == 1
 
@@ -283,7 +283,7 @@ def test_sizes_are_checked_in_the_same_run_as_other_files_schema_problems(six_fi
 def test_an_unreadable_file_does_not_hide_the_others(six_files):
     six_files["environment"].write_text("environment: [unclosed\n")
     with pytest.raises(SpecError) as info:
-        _load(six_files, logging=LOGGING.replace("mlflow: false", "mlflow: true"))
+        _load(six_files, logging=LOGGING.replace("classwise_analysis: False", "classwise_analysis: true"))
     files = {Path(d.file).name for d in info.value.diagnostics}
     assert files == {"environment.yaml", "logging.yaml"} and exit_code_for(info.value) == 2
 
