@@ -129,18 +129,19 @@ def build_augmentation(
     stages: list[Stage] = []
     modules: list[Any] = []
     height, width = _input_size(preprocess)
+    sure = True  # whether every batch is (height, width) here: npc's batch steps may change sizes per batch
     for index, transform in enumerate(augmentation.get("train") or []):
         name, where = transform["name"], f"augmentation.train[{index}] ({transform['name']})"
         if name in BATCH_STEPS:  # batch steps of npc's own, between runs of kornia modules
             stages += [_KorniaStage.of(modules, task, keypoint_swap)] if modules else []
-            modules = []
+            modules, sure = [], False
             stages.append(
                 _batch_step(transform, where, epochs=epochs, num_classes=num_classes, task=task, swap=keypoint_swap)
             )
         else:
             if task == "pose_estimation" and name in FLIPS:
                 _check_swap(keypoint_swap, where)
-            modules += _kornia_modules(transform, (height, width))
+            modules += _kornia_modules(transform, (height, width), sure=sure)
         if name in ("randomresizedcrop", "randomcrop", "centercrop", "resize"):
             height, width = transform["size"]
         elif name == "pad":
@@ -255,9 +256,9 @@ class _KorniaStage:
         return torch.linalg.det(matrix[:, :2, :2].double()).to(device) < 0
 
 
-def _kornia_modules(transform: dict[str, Any], current: tuple[int, int]) -> list[Any]:
+def _kornia_modules(transform: dict[str, Any], current: tuple[int, int], *, sure: bool = False) -> list[Any]:
     """One NetsPresso transform → the kornia modules that do the same (torchvision semantics, as the peer's);
-    ``current`` is the (height, width) of the images it receives."""
+    ``current`` is the (height, width) of the images it receives (every batch's, when ``sure``)."""
     import kornia.augmentation as K
 
     name = transform["name"]
@@ -283,6 +284,8 @@ def _kornia_modules(transform: dict[str, Any], current: tuple[int, int]) -> list
         return [*_pad_right_bottom(current, size, transform["fill"]), K.RandomCrop(size, p=1.0)]
     if name == "centercrop":
         return [K.CenterCrop(size, p=1.0)]
+    if sure and name in ("resize", "pad") and size == tuple(current):  # the images are this size already
+        return []
     if name == "resize":
         return [K.Resize(size, resample=transform["interpolation"].upper(), antialias=True)]  # as PIL's
     if name == "pad":

@@ -416,6 +416,9 @@ def _loaders(
     workers = config.training.get("num_workers")
     if workers is None:
         workers = 0 if data.in_memory else min(4, os.cpu_count() or 1)
+    # Workers live as long as the run (as NetsPresso Trainer's): starting 2 x num_workers processes per epoch, each
+    # a fork of a process holding the model, cost a detection run a third of its epoch time (docs/benchmarks.md).
+    persistent = workers > 0
     generator = torch.Generator()
     train_set, valid_set = data.splits["train"], data.splits["valid"]
     if place.enabled:  # the same (seed, epoch) permutation as one process; this rank takes every world_size-th index
@@ -437,6 +440,7 @@ def _loaders(
         pin_memory=device.type == "cuda",
         collate_fn=DroppingCollate(data.collate),
         worker_init_fn=ignore_stop_signals if workers else None,
+        persistent_workers=persistent,
     )
     valid = DataLoader(
         SkipUnreadable(valid_set) if skip_unreadable else valid_set,  # under skip, a broken file leaves its batch
@@ -445,6 +449,7 @@ def _loaders(
         num_workers=workers,
         collate_fn=DroppingCollate(data.collate),
         worker_init_fn=ignore_stop_signals if workers else None,
+        persistent_workers=persistent,
     )
     steps = share // batch_size if drop_last else math.ceil(share / batch_size)
     return _Loaders(train, valid, sampler, generator, steps)

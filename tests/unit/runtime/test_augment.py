@@ -12,6 +12,7 @@ from rich.console import Console
 from helpers import TINY_POSE_MODEL
 from npc.runtime.checkpoint import load_training_state, load_weights
 from npc.runtime.data import Preprocess, build_augmentation
+from npc.runtime.data.augment import _kornia_modules
 from npc.runtime.data.pose import PosePreprocess, _keypoint_swap
 from npc.runtime.engine import TrainOptions, train
 from npc.runtime.errors import DataError, RunError
@@ -80,6 +81,21 @@ def test_flip_probability_flips_some_samples_and_their_targets_alone():
     for i in range(64):
         expected = images[i].flip(-1) if flipped[i] else images[i]
         torch.testing.assert_close(out[i], expected)
+
+
+def test_a_resize_to_the_size_the_images_have_costs_nothing_and_changes_nothing():
+    """NetsPresso's recipes end with ``resize`` to the size the loader already made: no kornia module is built for
+        it (it took half the augmentation time of a detection step); where a batch step before it may change the size,
+    it stays."""
+    images, _, target = _scene(count=4)
+    same = _augment([{"name": "resize", "size": [SIDE, SIDE]}, {"name": "randomhorizontalflip", "p": 0.5}], "detection")
+    flip_only = _augment([{"name": "randomhorizontalflip", "p": 0.5}], "detection")
+    assert [len(list(stage.pipeline.children())) for stage in same.stages] == [1]
+    out, out_target = same(images, target, epoch=1, step=3)
+    want, want_target = flip_only(images, target, epoch=1, step=3)
+    assert torch.equal(out, want) and all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(out_target, want_target))
+    resize = {"name": "resize", "size": [SIDE, SIDE], "interpolation": "bilinear"}
+    assert len(_kornia_modules(resize, (SIDE, SIDE), sure=False)) == 1  # after a size-changing batch step: kept
 
 
 def test_random_resized_crop_keeps_boxes_inside_and_on_their_object():
