@@ -24,6 +24,8 @@ __all__ = [
     "SCHEDULERS",
     "TASKS",
     "TRAINING_SCHEMA",
+    "BATCH_TRANSFORMS",
+    "KORNIA_TRANSFORMS",
     "TRAIN_TRANSFORMS",
 ]
 
@@ -331,7 +333,7 @@ DATA_SCHEMA: dict[str, Any] = {
 
 # NetsPresso Trainer's transform names, every one of its registry's (kornia, plus npc's own batch steps; see
 # runtime/data/augment.py).
-TRAIN_TRANSFORMS = (
+KORNIA_TRANSFORMS = (  # kornia modules
     "randomresizedcrop",
     "randomcrop",
     "centercrop",
@@ -341,6 +343,8 @@ TRAIN_TRANSFORMS = (
     "randomverticalflip",
     "colorjitter",
     "randomerasing",
+)
+BATCH_TRANSFORMS = (  # npc's own batch steps
     "mosaicdetection",
     "hsvjitter",
     "randomresize",
@@ -351,9 +355,8 @@ TRAIN_TRANSFORMS = (
     "autoaugment",
     "posetopdownaffine",
     "mixing",
-    "totensor",
-    "normalize",
 )
+TRAIN_TRANSFORMS = (*KORNIA_TRANSFORMS, *BATCH_TRANSFORMS, "totensor", "normalize")
 # Evaluation is never augmented: an inference list may only restate npc's own preprocessing.
 INFERENCE_TRANSFORMS = (  # each must keep the input size (posetopdownaffine: restate the loader's crop)
     "resize",

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ...schemas.run import BATCH_TRANSFORMS
 from ..errors import RunError
 from .common import Preprocess
 from .pose import PosePreprocess
@@ -43,18 +44,7 @@ PIXEL_MAX = 255.0  # NetsPresso's fill/value keys are 0..255 pixel values; npc's
 PREPROCESSING = ("totensor", "normalize")  # npc's data pipeline does these already; they are checked, not run
 SEED_STRIDE = 1_000_003  # a prime: (seed, rank, epoch, step) → one integer without collisions in practice
 FLIPS = ("randomhorizontalflip", "randomverticalflip")
-BATCH_STEPS = (
-    "mosaicdetection",
-    "mixing",
-    "hsvjitter",
-    "randomresize",
-    "randomzoomout",
-    "randomioucrop",
-    "randomresize2",
-    "trivialaugmentwide",
-    "autoaugment",
-    "posetopdownaffine",
-)  # npc's own stages, not kornia modules
+BATCH_STEPS = BATCH_TRANSFORMS  # npc's own stages, not kornia modules (the schema's list)
 MAX_IOU_ROUNDS = 100  # randomioucrop: IoU choices drawn before a sample is left as it is (the peer loops forever)
 HUE_DEGREES_PER_STEP = 2.0  # OpenCV's 8-bit hue (the peer's HSVJitter) counts 0..180 for 0..360 degrees
 MIN_MOSAIC_BOX = 1.0  # pixels: narrower or flatter boxes are dropped after a mosaic (YOLOX's rule)
