@@ -2,6 +2,8 @@
 
 usage: python bench/deploy.py latency [--threads N] [--batch B] [--runs R] [ZOO_NAME ...]
        python bench/deploy.py zoo-int8 [--side S] [ZOO_NAME ...]
+       python bench/deploy.py peer --peer-python PATH [--threads N ...] [--batches B ...] [--runs R ...] [ZOO_NAME ...]
+       python bench/deploy.py predict [--images N] [--size NAME=S ...] [ZOO_NAME ...]
 
 ``latency``: each zoo config (default: a set over the families) is built with seeded random weights at its
 default input size, exported by ``npc export``'s verified path, quantised with the same code as ``npc export
@@ -12,16 +14,44 @@ process: torch eager and onnxruntime sessions at ``--threads`` intra-op threads,
 ``zoo-int8``: for every zoo config, whether the fp32 export quantises and the int8 file runs in onnxruntime, at a
 small input (``--side``); a failure is reported with the first line of its error, which names the operator.
 Prints a Markdown table for docs/deploy.md. Run on demand; not part of the test suite.
+
+``peer`` (issue #21 item 4): npc against NetsPresso Trainer, side by side in one run, per zoo config: the peer's
+eager fp32 model after ``deploy()``, the peer's fp32 ONNX file (its own ``save_onnx``) in onnxruntime, ``npc
+export``'s fp32 ONNX file and ``npc export --quantize int8``'s file, at every ``--threads`` x ``--batches``. npc's
+files are written here by the ``npc`` CLI (seeded random weights; int8 calibrated on 8 images of a small built-in
+set at the same input size: latency does not depend on the ranges); ``bench/_deploy_peer.py`` then builds and
+exports the peer's model under ``--peer-python`` and times all four paths in that one process, calls alternating.
+Inputs are ``BENCH_SIZES`` (smaller than the zoo's detection and segmentation defaults, to keep batch 8 bounded
+on a slow machine) unless ``--size`` is given. Prints a Markdown table; ``--json FILE`` keeps the raw figures.
+
+``predict``: ``npc predict`` end to end (decode, preprocess, model, postprocess) on a folder of generated images,
+with an fp32 and an int8 file of each named config: wall time of the whole command, and of a one-image command
+(start-up: imports, session creation), and the images per second in between.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PEER_CONFIGS = REPO.parent / "shared" / "peer" / "configs" / "model"
+PEER_WORKER = Path(__file__).with_name("_deploy_peer.py")
+# Inputs of the side-by-side run: the zoo's defaults for classification (224) and pose (256), smaller ones for
+# segmentation (512 → 256) and detection (640 → 320), which the peer's models and npc's accept alike (multiples of
+# 32/64), so that batch 8 stays bounded on a slow shared machine. ``--size`` overrides them.
+BENCH_SIZES = {"classification": 224, "segmentation": 256, "detection": 320, "pose_estimation": 256}
+# Classes (keypoints for pose) of the small built-in sets the int8 file is calibrated on; both sides get the same.
+CLASSES = {"classification": 10, "segmentation": 4, "detection": 3, "pose_estimation": 7}
+# The same glibc malloc thresholds as bench/model_speed.py, for the same reason (see there).
+STEADY_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(1 << 30), "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
 
 DEFAULT = [
     "resnet18-classification",
@@ -121,6 +151,203 @@ def zoo_int8(names: list[str], side: int) -> None:
                 path.unlink()
 
 
+# --- side by side with NetsPresso Trainer ---------------------------------------------------------------------------
+
+
+def _task(name: str) -> str:
+    return next(task for task in BENCH_SIZES if name.endswith(task))
+
+
+def _bench_size(name: str, override: int | None) -> int:
+    if override:
+        return override
+    return 256 if name.startswith("mobilevit") else BENCH_SIZES[_task(name)]
+
+
+def _calibration_data(task: str, side: int, folder: Path) -> Path:
+    """A data file of the task's built-in set at ``side`` (a few images: the int8 export calibrates on 8 and
+    evaluates on the validation split, which this benchmark does not need), as ``npc export --data`` takes it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if task == "classification":  # digits has 360 validation images; a generated 10-class image folder has 10
+        import numpy as np
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        for split, count in (("train", 1), ("valid", 1)):
+            for label in range(CLASSES[task]):
+                images = folder / "images" / split / f"c{label}"
+                images.mkdir(parents=True, exist_ok=True)
+                for index in range(count):
+                    pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+                    Image.fromarray(pixels).save(images / f"{index}.png")
+        section = {
+            "format": "image_folder",
+            "path": {"root": str(folder / "images"), "train": {"image": "train"}, "valid": {"image": "valid"}},
+            "image_size": side,
+        }
+    elif task == "pose_estimation":
+        section = {"format": "stick_figures", "input_size": [side, side], "num_train": 8, "num_valid": 4}
+    else:
+        section = {"format": "shapes", "image_size": side, "num_train": 8, "num_valid": 4}
+    path = folder / f"data-{task}-{side}.json"
+    path.write_text(json.dumps({"data": section}))
+    return path
+
+
+def _npc(*args: object, timeout: int = 3600) -> None:
+    command = [sys.executable, "-m", "npc", *map(str, args)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        lines = (result.stderr.strip() or result.stdout.strip()).splitlines() or ["?"]
+        raise RuntimeError(f"npc {args[0]} failed: {lines[-1][:200]}")
+
+
+def _npc_files(name: str, side: int, folder: Path) -> tuple[Path, Path]:
+    """``npc export``'s fp32 file and ``npc export --quantize int8``'s, through the CLI as a user runs them."""
+    task = _task(name)
+    fp32, int8 = folder / f"{name}-{side}.onnx", folder / f"{name}-{side}.int8.onnx"
+    size = ("--input-size", side, side)
+    _npc("export", name, "-o", fp32, *size, "--num-classes", CLASSES[task])
+    data = _calibration_data(task, side, folder / f"data-{name}")
+    quantize = ("--quantize", "int8", "--calibration", 8, "--max-drop", "none", "--data", data)
+    _npc("export", name, "-o", int8, *size, *quantize)
+    return fp32, int8
+
+
+def _peer_config(name: str) -> Path:
+    found = sorted(PEER_CONFIGS.glob(f"*/{name}.yaml"))
+    if not found:
+        raise FileNotFoundError(f"no peer config {name}.yaml under {PEER_CONFIGS}")
+    return found[0]
+
+
+def side_by_side(name: str, args: argparse.Namespace, folder: Path) -> dict:
+    side = _bench_size(name, args.size)
+    record: dict = {"name": name, "side": side}
+    started = time.perf_counter()
+    try:
+        fp32, int8 = _npc_files(name, side, folder)
+    except Exception as exc:  # noqa: BLE001 - a row that says why, then the next config
+        return record | {"error": str(exc)}
+    record["npc_export_s"] = round(time.perf_counter() - started, 1)
+    record["npc_bytes"] = {"fp32": fp32.stat().st_size, "int8": int8.stat().st_size}
+    command = [
+        args.peer_python, str(PEER_WORKER), "--peer-config", str(_peer_config(name)), "--size", str(side),
+        "--num-classes", str(CLASSES[_task(name)]), "--peer-onnx", str(folder / f"{name}-{side}.peer.onnx"),
+        "--file", f"npc fp32={fp32}", "--file", f"npc int8={int8}",
+        "--threads", *map(str, args.threads), "--batches", *map(str, args.batches),
+        "--runs", *map(str, args.runs[: len(args.batches)]),
+        "--warmup", str(args.warmup),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=7200, env=os.environ | STEADY_MALLOC)
+    if result.returncode != 0:
+        return record | {"error": "peer side: " + ((result.stderr.strip().splitlines() or ["?"])[-1][:200])}
+    record |= json.loads(result.stdout.strip().splitlines()[-1])
+    for path in folder.glob(f"{name}-{side}*"):
+        path.unlink()
+    return record
+
+
+PATHS = ("peer eager", "peer onnx", "npc fp32", "npc int8")
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:,.1f}" if value is not None else "–"
+
+
+def side_by_side_table(records: list[dict]) -> str:
+    lines = [
+        "| config | threads | input | peer eager fp32 ms | peer fp32 ONNX ms | npc fp32 ONNX ms | npc int8 ONNX ms "
+        "| npc fp32 / peer best | npc int8 / peer best | load avg (1 min) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for record in records:
+        if "error" in record:
+            lines.append(f"| {record['name']} | | {record['side']}² | {record['error']} | | | | | | |")
+            continue
+        for key, block in record["blocks"].items():
+            threads, batch = (int(part[1:]) for part in key.split("_"))
+            ms, errors = block["ms"], block.get("errors", {})
+            best = min(ms[p] for p in PATHS[:2] if p in ms)
+            cells = [_ms(ms[p]) if p in ms else ("fails" if p in errors else "–") for p in PATHS]
+            for p in PATHS[2:]:
+                cells.append(f"{ms[p] / best:.2f}" if p in ms else "–")
+            load = f"{block['load'][0]:.1f}–{block['load'][3]:.1f}"
+            lines.append(
+                f"| {record['name']} | {threads} | {batch}×3×{record['side']}² | " + " | ".join(cells) + f" | {load} |"
+            )
+    return "\n".join(lines)
+
+
+def peer(names: list[str], args: argparse.Namespace) -> None:
+    print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} CPUs", file=sys.stderr, flush=True)
+    records = []
+    with tempfile.TemporaryDirectory(prefix="npc-deploy-peer-") as folder:
+        for name in names:
+            record = side_by_side(name, args, Path(folder))
+            records.append(record)
+            print(json.dumps(record), file=sys.stderr, flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(records, indent=1) + "\n")
+    print(side_by_side_table(records))
+
+
+# --- npc predict, end to end ------------------------------------------------------------------------------------------
+
+
+def _images(folder: Path, count: int) -> list[Path]:
+    """``count`` generated JPEG photos-to-be: noise plus a few filled rectangles and ellipses, 320x240."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        image = Image.fromarray(rng.integers(0, 80, (240, 320, 3), dtype=np.uint8))
+        draw = ImageDraw.Draw(image)
+        for _ in range(3):
+            x, y = int(rng.integers(0, 260)), int(rng.integers(0, 180))
+            w, h = int(rng.integers(20, 60)), int(rng.integers(20, 60))
+            shape = draw.rectangle if rng.random() < 0.5 else draw.ellipse
+            shape((x, y, x + w, y + h), fill=tuple(int(c) for c in rng.integers(120, 256, 3)))
+        path = folder / f"{index:04d}.jpg"
+        image.save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def _wall_s(model: Path, images: list[Path]) -> float:
+    command = [sys.executable, "-m", "npc", "predict", str(model), *map(str, images), "--format", "json"]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=7200)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError((result.stderr.strip().splitlines() or ["?"])[-1][:200])
+    return elapsed
+
+
+def predict(names: list[str], args: argparse.Namespace) -> None:
+    sizes = dict(item.split("=", 1) for item in args.size_of)
+    print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} CPUs", file=sys.stderr, flush=True)
+    print("| config | input | file | 1 image s (start-up) | 256 images s | images/s after start-up | load avg |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory(prefix="npc-deploy-predict-") as folder:
+        images = _images(Path(folder) / "images", args.images)
+        for name in names:
+            side = int(sizes.get(name, _bench_size(name, None)))
+            fp32, int8 = _npc_files(name, side, Path(folder))
+            for label, model in (("fp32", fp32), ("int8", int8)):
+                one = _wall_s(model, images[:1])
+                everything = _wall_s(model, images)
+                rate = (len(images) - 1) / max(everything - one, 1e-9)
+                print(
+                    f"| {name} | {side}² | {label} | {one:.1f} | {everything:.1f} | {rate:.1f} | "
+                    f"{os.getloadavg()[0]:.1f} |",
+                    flush=True,
+                )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,9 +359,26 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("zoo-int8")
     p.add_argument("names", nargs="*")
     p.add_argument("--side", type=int, default=128)
+    p = sub.add_parser("peer")
+    p.add_argument("names", nargs="*", default=DEFAULT)
+    p.add_argument("--peer-python", required=True, help="Python of a venv where netspresso-trainer is installed")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--runs", type=int, nargs="+", default=[7, 3], help="timed rounds per batch size")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--size", type=int, help="input side for every config (default: BENCH_SIZES)")
+    p.add_argument("--json", help="also write the raw figures here")
+    p = sub.add_parser("predict")
+    p.add_argument("names", nargs="*", default=["resnet18-classification", "yolox-s-detection"])
+    p.add_argument("--images", type=int, default=256)
+    p.add_argument("--size", dest="size_of", action="append", default=[], help="NAME=SIDE (default: BENCH_SIZES)")
     args = parser.parse_args(argv)
     if args.command == "latency":
         latency(args.names, args.threads, args.batch, args.runs)
+    elif args.command == "peer":
+        peer(args.names, args)
+    elif args.command == "predict":
+        predict(args.names, args)
     else:
         from npc import zoo
 
