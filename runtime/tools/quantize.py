@@ -20,7 +20,7 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,16 @@ def quantize_path(
     target = load_target(path)
     config = _data_config(Path(path), target, options.data)
     data = _build_data(config)
+    side = tuple(data.splits["valid"][0][0].shape[-2:])  # what calibration and evaluation feed the file
+    if export.input_size is None:  # without --input-size: export at the size the data is prepared at
+        export = replace(export, input_size=side)
+    elif tuple(export.input_size) != side:
+        raise RunError(
+            f"--input-size {' '.join(map(str, export.input_size))}: the calibration and evaluation data "
+            f"({data.description}) come at {side[0]}x{side[1]}; give --input-size {side[0]} {side[1]}, or --data "
+            "prepared at the size you want (its image_size)",
+            UNUSABLE,
+        )
     output = Path(output)
     with tempfile.TemporaryDirectory(prefix="npc-int8-") as folder:
         fp32 = Path(folder) / "model.fp32.onnx"

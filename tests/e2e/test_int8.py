@@ -106,3 +106,21 @@ def test_what_int8_cannot_work_with_is_named(capsys, run, tmp_path):
     code, _, err = run_cli(capsys, "export", run, "--quantize", "int8", "-o", tmp_path / "m.onnx", "--data", data)
     assert code != 0 and "Traceback" not in err
     assert list(tmp_path.glob("*.onnx")) == []
+
+
+def test_a_spec_is_exported_at_the_size_of_its_calibration_data(capsys, tmp_path):
+    """Regression: without --input-size the file was exported at the task's default (224) and calibrated with the
+    data's 16x16 images (an onnxruntime error); now it is exported at the data's size, and a --input-size that
+    disagrees with the data is refused before anything is exported."""
+    spec = tmp_path / "digits.yaml"
+    spec.write_text(SPEC)
+    import onnx
+
+    argv = ["export", spec, "--quantize", "int8", "--calibration", "8", "--max-drop", "none"]
+    code, _, err = run_cli(capsys, *argv, "-o", tmp_path / "x.int8.onnx")
+    assert code == 0, err
+    dims = onnx.load(tmp_path / "x.int8.onnx").graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims][-2:] == [16, 16]
+    code, _, err = run_cli(capsys, *argv, "-o", tmp_path / "y.int8.onnx", "--input-size", "32", "32")
+    assert code == 2 and "come at 16x16; give --input-size 16 16" in err
+    assert not (tmp_path / "y.int8.onnx").exists()
