@@ -16,4 +16,4 @@ raise SystemExit(main(["lsp"]))
 def test_without_pygls_npc_lsp_names_the_extra():
     run = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert run.returncode == 2
-    assert run.stderr.strip() == "npc lsp: needs the lsp extra (pygls is missing): pip install 'npc[lsp]'"
+    assert run.stderr.strip() == "npc lsp: needs the lsp extra (no module named 'pygls'): pip install 'npc[lsp]'"
