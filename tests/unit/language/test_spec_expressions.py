@@ -310,6 +310,7 @@ def test_any_text_either_evaluates_or_raises_an_expression_error(text):
 
 def test_a_float_result_where_an_integer_goes_is_refused_with_the_fix(tmp_path):
     """`=64 * width` gives 32.0; draft 2020-12 would call that an integer, but the emitted layer needs an int."""
+    from npc.errors import INVALID
     from npc.spec import check_file
 
     path = tmp_path / "spec.yaml"
@@ -318,8 +319,8 @@ def test_a_float_result_where_an_integer_goes_is_refused_with_the_fix(tmp_path):
         "    backbone:\n      name: resnet\n      params: {block_type: basicblock}\n"
         '      stage_params: [{channels: "=64 * width", num_blocks: 1}]\n    head: {name: fc}\n'
     )
-    _, diagnostics, code = check_file(path)
-    assert code == 1
+    _, diagnostics, problem = check_file(path)
+    assert problem is INVALID
     assert [(d.pointer, d.line) for d in diagnostics] == [("/model/architecture/backbone/stage_params/0/channels", 9)]
     assert diagnostics[0].message == (
         "expected integer, got number 32.0; write 32 (in an expression: round(...) or int(...))"
