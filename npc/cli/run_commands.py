@@ -391,13 +391,13 @@ def _is_onnx(args: argparse.Namespace) -> bool:
     clashing = [f"--{name.replace('_', '-')}" for name in ("weights", "model_py", "device") if getattr(args, name)]
     if getattr(args, "training", None):
         clashing.append("--training")
-    if getattr(args, "command_name", "") == "predict" and args.data:
+    if args.handler is _predict and args.data:
         clashing.append("--data")  # the file carries its class names and preprocessing
     if clashing:
         raise RunError(
             f"{', '.join(clashing)}: not for an ONNX file ({args.spec} runs as it is, with its own class names "
             "and preprocessing)",
-            ExitCode.USAGE,
+            UNUSABLE,
         )
     return True
 

@@ -24,7 +24,7 @@ from torch import nn
 from ...spec import Checkpoint, Diagnostic, SpecError
 from ...spec.run_config import RunConfig
 from ..checkpoint import LoadReport, apply_weights, load_weights
-from ..errors import UNUSABLE, RunError
+from ..errors import INVALID, UNUSABLE, RunError
 
 __all__ = [
     "DETECTION_LAYOUTS",
@@ -50,7 +50,8 @@ def compile_source(config: RunConfig) -> str:
         return compile_spec(config.spec, spec_sha256=sha256_of(config.spec_path)).source
     except CompileError as exc:
         line, col = config.spec_source.position(exc.pointer) or (None, None)
-        raise SpecError([Diagnostic(config.spec_path, exc.pointer, exc.message, line, col, "compile")], 1) from None
+        diagnostic = Diagnostic(config.spec_path, exc.pointer, exc.message, line, col, "compile")
+        raise SpecError([diagnostic], INVALID) from None
 
 
 def model_source(config: RunConfig, model_py: str | Path | None) -> str:

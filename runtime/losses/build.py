@@ -26,7 +26,7 @@ from torch import nn
 
 from ...compiler import registry
 from ...spec import Diagnostic, LossSpec, Source, SpecError
-from ..errors import RunError
+from ..errors import INVALID, RunError
 from .detection import RetinaNetLoss, YOLOXLoss, sigmoid_focal_loss
 from .detr import DETRLoss, LossParamError
 from .yolo import YOLOFastestLoss, YOLOv9Loss
@@ -216,4 +216,4 @@ def _raise(problems: list[tuple[str, str]], source: Source | None) -> None:
     for pointer, message in problems:
         line, col = (source.position(pointer) if source else None) or (None, None)
         diagnostics.append(Diagnostic(path, pointer, message, line, col, "semantic"))
-    raise SpecError(diagnostics, 1)
+    raise SpecError(diagnostics, INVALID)

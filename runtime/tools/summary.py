@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ...compiler import DEFAULT_INPUT_SIZE, default_input_size
-from ..errors import UNUSABLE, RunError
+from ..errors import INVALID, UNUSABLE, RunError
 
 __all__ = [
     "DEFAULT_INPUT_SIZE",
@@ -298,7 +298,7 @@ def _compile(path: Path):
         return compile_spec(config.spec, spec_sha256=sha256_of(path)), config
     except CompileError as exc:
         line, col = config.spec_source.position(exc.pointer) or (None, None)
-        raise SpecError([Diagnostic(str(path), exc.pointer, exc.message, line, col, "compile")], 1) from None
+        raise SpecError([Diagnostic(str(path), exc.pointer, exc.message, line, col, "compile")], INVALID) from None
 
 
 def _task_of(source: str) -> str:

@@ -105,7 +105,7 @@ def test_a_run_validates_and_predicts_at_the_peers_evaluation_size(capsys, tmp_p
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "blank.png")
     code, out, err = run_cli(capsys, "predict", tmp_path / "run", tmp_path / "blank.png", "--format", "json")
     assert code == 0, out + err
-    code, out, err = run_cli(capsys, "export", tmp_path / "run", "-o", tmp_path / "m.onnx", "--json")
+    code, out, err = run_cli(capsys, "export", tmp_path / "run", "-o", tmp_path / "m.onnx", "--format", "json")
     assert code == 0, out + err
     assert "input size 32x32" in out  # the size it evaluates and predicts at, not the training crops' 24
 
