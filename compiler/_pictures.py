@@ -21,7 +21,7 @@ from typing import Any
 import networkx as nx
 
 from .._atomic import AtomicWriteError, write_atomic
-from ..errors import UNUSABLE, NpcError
+from ..errors import INVALID, UNUSABLE, NpcError
 from ._graph import INPUT, POSTPROCESSOR, components
 
 __all__ = [
@@ -249,7 +249,7 @@ def render_image(dot_text: str, fmt: str) -> bytes:
         raise PictureError(f"running {program} failed: {exc}") from None
     if result.returncode != 0 or not result.stdout:
         message = result.stderr.decode("utf-8", "replace").strip() or f"exit status {result.returncode}"
-        raise PictureError(f"{program} -T{fmt} failed: {message}", 1)
+        raise PictureError(f"{program} -T{fmt} failed: {message}", INVALID)
     return result.stdout
 
 

@@ -33,5 +33,7 @@ class NpcError(Exception):
     def __init__(self, message: str, problem: Problem | None = None) -> None:
         self.message = message
         if problem is not None:
+            if not isinstance(problem, Problem):  # an exit code passed here is a bug at the raise site
+                raise TypeError(f"problem must be a Problem, not {problem!r}")
             self.problem = problem
         super().__init__(message)
