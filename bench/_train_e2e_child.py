@@ -113,18 +113,23 @@ def timed(phase: str, fn):
     return wrapper
 
 
+def _close_open_time() -> None:
+    """Book the time since the last mark to the innermost open phase, or to the context's "other"."""
+    t = now()
+    if not STACK:
+        PHASES[f"{CONTEXT[-1]}:other"] += t - enter.last_free
+        enter.last_free = t
+    else:
+        PHASES[STACK[-1][0]] += t - STACK[-1][1]
+        STACK[-1][1] = t
+
+
 def region(context: str, fn, name: str):
     """A tool function that makes up one region of an epoch (training loop, validation, saving)."""
 
     def wrapper(*args, **kwargs):
         if TIMING:  # close the time spent outside phases under the old context
-            t = now()
-            if not STACK:
-                PHASES[f"{CONTEXT[-1]}:other"] += t - enter.last_free
-                enter.last_free = t
-            else:
-                PHASES[STACK[-1][0]] += t - STACK[-1][1]
-                STACK[-1][1] = t
+            _close_open_time()
         CONTEXT.append(context)
         event(f"{name}:start")
         try:
@@ -132,13 +137,7 @@ def region(context: str, fn, name: str):
         finally:
             event(f"{name}:end")
             if TIMING:
-                t = now()
-                if not STACK:
-                    PHASES[f"{CONTEXT[-1]}:other"] += t - enter.last_free
-                    enter.last_free = t
-                else:
-                    PHASES[STACK[-1][0]] += t - STACK[-1][1]
-                    STACK[-1][1] = t
+                _close_open_time()
             CONTEXT.pop()
 
     wrapper.__wrapped__ = fn

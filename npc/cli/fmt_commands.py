@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     p.add_argument("--to", choices=FORMATS, help="convert to this form (default: the file's own form)")
     p.add_argument("-o", "--output", help="file to write ('-' for stdout); default: in place, or stdout with --to")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
-    p.set_defaults(handler=_fmt, command_name="fmt")
+    p.set_defaults(handler=_fmt)
 
 
 # ---- the command ----------------------------------------------------------------------------------------
