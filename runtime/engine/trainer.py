@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime
 import io
-import itertools
 import math
 import os
 import random
@@ -41,7 +40,7 @@ import torch
 from rich.console import Console
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from ... import __version__
 from ...spec.run_config import RunConfig
@@ -54,10 +53,15 @@ from ..checkpoint import (
     save_weights,
 )
 from ..data import (
+    Augmentation,
+    AugmentingCollate,
     DataBundle,
     Dropped,
     DroppingCollate,
+    ResumingSampler,
     SkipUnreadable,
+    StepBatches,
+    Stepped,
     build_augmentation,
     build_data,
     cached,
@@ -194,7 +198,7 @@ def _train(
     best = _restore(config, state, resume_path, net, optimizer, scheduler, ema, parts) if state else _Best()
     batch_size = per_rank_batch(config.training["batch_size"], place)
     _announce(console, config, net, parts, place, device, batch_size, Path(options.out_dir))
-    loaders = _loaders(config, parts.data, place, device, batch_size)
+    loaders = _loaders(config, parts.data, place, device, batch_size, parts.augment)
     run = _Run(
         config=config,
         place=place,
@@ -211,13 +215,13 @@ def _train(
         ema=ema,
         precision=parts.precision,
         loss_fn=parts.loss_fn,
-        augment=parts.augment,
+        augment=None if loaders.augmenting else parts.augment,
         feed_targets=training_targets_feeder(net),  # RT-DETR's denoising queries are made from the ground truth
         frozen=frozen,
         postprocessor=postprocessor,
         train_loader=loaders.train,
         valid_loader=loaders.valid,
-        sampler=loaders.sampler,
+        batches=loaders.batches,
         generator=loaders.generator,
         steps_per_epoch=loaders.steps_per_epoch,
         stops=stops,
@@ -260,9 +264,10 @@ class _Best:
 class _Loaders:
     train: DataLoader
     valid: DataLoader
-    sampler: ResumingSampler
+    batches: StepBatches
     generator: torch.Generator
     steps_per_epoch: int
+    augmenting: bool  # the training loader augments (the loop must not augment again)
 
 
 def _prepare_data(config: RunConfig, place: Distributed, device: torch.device) -> _Parts:
@@ -286,7 +291,7 @@ def _prepare_data(config: RunConfig, place: Distributed, device: torch.device) -
     )
     precision = build_precision(training.get("mixed_precision"), device)
     notes = data.notes + loss_notes
-    notes += [augment.note] if augment is not None else []
+    notes += [f"{augment.note} ({_augmented_where(config, data, device)})"] if augment is not None else []
     notes += [precision.note] if precision.note else []
     if head == "anchor_decoupled_head" and data.preprocess.image_size != ANCHOR_LAYOUT_SIZE:
         notes.append(
@@ -410,12 +415,19 @@ def _announce(
 
 
 def _loaders(
-    config: RunConfig, data: DataBundle, place: Distributed, device: torch.device, batch_size: int
+    config: RunConfig,
+    data: DataBundle,
+    place: Distributed,
+    device: torch.device,
+    batch_size: int,
+    augment: Augmentation | None,
 ) -> _Loaders:
-    """The training loader (resumable sampler; under DDP, this rank's share) and the validation loader."""
-    workers = config.training.get("num_workers")
-    if workers is None:
-        workers = 0 if data.in_memory else min(4, os.cpu_count() or 1)
+    """The training loader (resumable, step-tagged batches; under DDP, this rank's share) and the validation loader.
+
+    On a CPU the training loader also augments (``AugmentingCollate``): in its workers, the augmentation of the next
+    batches overlaps the model's step instead of delaying it (``data.batches``).
+    """
+    workers = _num_workers(config, data)
     # Workers live as long as the run (as NetsPresso Trainer's): starting 2 x num_workers processes per epoch, each
     # a fork of a process holding the model, cost a detection run a third of its epoch time (docs/benchmarks.md).
     persistent = workers > 0
@@ -430,15 +442,14 @@ def _loaders(
     # as NetsPresso: the last partial batch is dropped (a split smaller than one batch keeps it, or none would train)
     drop_last = share >= batch_size
     skip_unreadable = data.bad_samples is not None and data.bad_samples.policy == "skip"
-    sampler = ResumingSampler(order)
+    batches = StepBatches(ResumingSampler(order), batch_size, drop_last)
+    augmenting = augment is not None and _augments_in_loader(device)
     train = DataLoader(
-        SkipUnreadable(train_set) if skip_unreadable else train_set,  # a file that breaks mid-run leaves its batch
-        batch_size=batch_size,
-        sampler=sampler,
+        Stepped(SkipUnreadable(train_set) if skip_unreadable else train_set),  # a broken file leaves its batch
+        batch_sampler=batches,
         num_workers=workers,
-        drop_last=drop_last,
         pin_memory=device.type == "cuda",
-        collate_fn=DroppingCollate(data.collate),
+        collate_fn=AugmentingCollate(data.collate, augment) if augmenting else DroppingCollate(data.collate),
         worker_init_fn=ignore_stop_signals if workers else None,
         persistent_workers=persistent,
     )
@@ -452,7 +463,27 @@ def _loaders(
         persistent_workers=persistent,
     )
     steps = share // batch_size if drop_last else math.ceil(share / batch_size)
-    return _Loaders(train, valid, sampler, generator, steps)
+    return _Loaders(train, valid, batches, generator, steps, augmenting)
+
+
+def _num_workers(config: RunConfig, data: DataBundle) -> int:
+    workers = config.training.get("num_workers")
+    if workers is None:
+        workers = 0 if data.in_memory else min(4, os.cpu_count() or 1)
+    return workers
+
+
+def _augments_in_loader(device: torch.device) -> bool:
+    """Augment where the batch is made (the DataLoader) rather than on the device: on CPUs, where the main process
+    is busy with the model; a GPU runs kornia far faster than a CPU worker's one thread."""
+    return device.type == "cpu"
+
+
+def _augmented_where(config: RunConfig, data: DataBundle, device: torch.device) -> str:
+    if not _augments_in_loader(device):
+        return f"on the {device.type} device"
+    workers = _num_workers(config, data)
+    return f"in the {workers} DataLoader worker(s)" if workers else "as each batch is loaded"
 
 
 def _distributed(net: nn.Module, place: Distributed, device: torch.device, data: DataBundle) -> nn.Module:
@@ -556,20 +587,6 @@ def validates(config: RunConfig, epoch: int) -> bool:
     return epoch % every == 1 % every or epoch == config.training["epochs"]
 
 
-class ResumingSampler(Sampler):
-    """The wrapped sampler's order less its first ``skip`` indices: a resumed epoch goes on where the saved one
-    stopped, in the same (seed, epoch) permutation (the wrapped sampler draws it anew on every ``iter``)."""
-
-    def __init__(self, order: Sampler) -> None:
-        self.order, self.skip = order, 0
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(iter(self.order), self.skip, None)
-
-    def __len__(self) -> int:
-        return max(0, len(self.order) - self.skip)
-
-
 @dataclass
 class _Progress:
     """Where the run stands: what a training state records besides weights, optimiser, scheduler and RNG."""
@@ -621,7 +638,7 @@ class _Run:
     postprocessor: Any
     train_loader: DataLoader
     valid_loader: DataLoader
-    sampler: ResumingSampler
+    batches: StepBatches
     generator: torch.Generator
     steps_per_epoch: int
     stops: StopSignals
@@ -669,9 +686,11 @@ def _train_one_epoch(run: _Run, progress: _Progress) -> None:
     """Train epoch ``progress.epoch`` from step ``progress.step`` on, saving mid-epoch states as they fall due."""
     epoch, seed = progress.epoch, run.training["seed"]
     run.generator.manual_seed(seed * 100_003 + epoch)
-    if isinstance(run.sampler.order, DistributedSampler):
-        run.sampler.order.set_epoch(epoch)  # seeds its permutation with seed * 100_003 + epoch, as above
-    run.sampler.skip = progress.step * (run.train_loader.batch_size or 1)
+    order = run.batches.order  # the ResumingSampler
+    if isinstance(order.order, DistributedSampler):
+        order.order.set_epoch(epoch)  # seeds its permutation with seed * 100_003 + epoch, as above
+    order.skip = progress.step * run.batches.batch_size
+    run.batches.epoch = epoch  # the tag each batch takes to the worker that augments it
     lr = run.optimizer.param_groups[0]["lr"]
     run.model.train()
     run.loss_fn.set_epoch(epoch + 1)
@@ -741,7 +760,8 @@ def _train_step(run: _Run, batch: Any, epoch: int, step: int) -> tuple[float | N
 def _on_device(run: _Run, batch: Any, epoch: int, step: int) -> tuple[torch.Tensor, Any]:
     images, target = batch
     images, target = images.to(run.device, non_blocking=True), to_device(target, run.device)
-    if run.augment is not None:  # on the device, from a generator seeded by (seed, rank, epoch, step)
+    if run.augment is not None:  # on the GPU, from a generator seeded by (seed, rank, epoch, step); on a CPU the
+        # loader has augmented the batch already, with the same seed (data.batches)
         images, target = run.augment(images, target, epoch=epoch, step=step)
     run.feed_targets(target, tuple(images.shape[-2:]))
     return images, target

@@ -332,6 +332,50 @@ def test_npc_train_takes_a_netspresso_augmentation_file(capsys, tmp_path, task):
     assert load_run_config(tmp_path / "plain" / "resolved.yaml").augmentation is None
 
 
+def test_dataloader_workers_augment_the_batches_the_training_loop_would(capsys, tmp_path, monkeypatch):
+    """On a CPU the loader augments, in its workers (overlapping the model's step); each batch still draws from its
+    own (seed, epoch, step), so the weights equal those of augmenting in the loop (as on a GPU), with 0 or 2 workers."""
+    from npc.cli import main
+    from npc.runtime.engine import trainer
+
+    recipe = tmp_path / "augmentation.yaml"
+    recipe.write_text(TASK_RECIPE)
+    weights, notes = {}, {}
+    for where, workers in (("loop", 0), ("loader", 0), ("loader", 2)):
+        monkeypatch.setattr(trainer, "_augments_in_loader", lambda device, where=where: where == "loader")
+        spec = tmp_path / f"spec{workers}.yaml"
+        training = f"training: {{{{epochs: 1, batch_size: 8, num_workers: {workers}, optimizer: {{{{name: adamw}}}}}}}}"
+        text = TASK_SPEC.replace(
+            "training: {{epochs: 1, batch_size: 8, optimizer: {{name: adamw, lr: 0.003}}}}", training
+        )
+        spec.write_text(text.format(task="detection", head=HEADS["detection"]))
+        out = tmp_path / f"{where}{workers}"
+        code = main(["train", str(spec), "--augmentation", str(recipe), "--out", str(out), "--no-tensorboard"])
+        printed, err = capsys.readouterr()
+        assert code == 0, printed + err
+        notes[out.name] = next(line for line in printed.splitlines() if "augmenting each training batch" in line)
+        weights[out.name], _ = load_weights(out / "last.safetensors")
+    assert "(in the 2 DataLoader worker(s))" in notes["loader2"] and "(as each batch is loaded)" in notes["loader0"]
+    for run in ("loader0", "loader2"):
+        assert weights[run].keys() == weights["loop0"].keys()
+        for key, value in weights["loop0"].items():
+            assert torch.equal(weights[run][key], value), f"{run}: {key}"
+
+
+def test_a_resumed_epoch_numbers_its_batches_from_where_it_stopped():
+    from torch.utils.data import SequentialSampler
+
+    from npc.runtime.data import ResumingSampler, StepBatches
+
+    order = ResumingSampler(SequentialSampler(range(44)))
+    order.skip = 16  # two batches of 8 were trained before the stop
+    batches = StepBatches(order, 8, drop_last=True)
+    batches.epoch = 3
+    tagged = [(batch.epoch, batch.step, list(batch)) for batch in batches]
+    assert [step for _, step, _ in tagged] == [2, 3, 4] and len(batches) == 3
+    assert tagged[0] == (3, 2, list(range(16, 24)))
+
+
 # --- pose -----------------------------------------------------------------------------------------------------
 
 # the tiny rtmcc model on 32x24 inputs; the built-in stick figures come with their swap pairs
