@@ -7,6 +7,8 @@ Layouts (what the peer's local samplers read, and npc's ``format: local`` reader
   the integer index the peer's ``int(row['class'])`` wants) + ``id_mapping.json`` (a list of names)
 - detection: ``images/{split}/NAME.png`` + ``labels/{split}/NAME.txt`` (YOLO: ``class cx cy w h``, normalised)
 - segmentation: ``images/{split}/NAME.png`` + ``labels/{split}/NAME.png`` (mode ``L``: the class index per pixel)
+- pose_estimation: ``images/{split}/NAME.png`` + ``labels/{split}/NAME.txt`` (one person per line:
+  ``x1 y1 v1 ... xK yK vK bx1 by1 bx2 by2``, image pixels) + ``id_mapping.json`` (the peer's ``{name, swap}`` list)
 
 Needs numpy and Pillow (scikit-learn for the digits); the shapes come from npc's own generator, so the same
 (count, size, seed) always gives the same files. Nothing here imports torch or the peer.
@@ -117,6 +119,27 @@ def write_shapes_segmentation(root: Path, size: int = 64, train: int = 200, vali
     return counts
 
 
+def write_stick_figures(root: Path, size: int = 256, train: int = 96, valid: int = 32) -> dict[str, int]:
+    """npc's built-in stick figures (7 keypoints, left and right limbs in their own colours) as PNGs with one
+    person per image, its box the figure's keypoints' bounds plus a margin."""
+    pose = __import__("npc.runtime.data.pose", fromlist=["draw_figure"])
+    counts = {"train": train, "valid": valid}
+    for split, count in counts.items():
+        for i in range(count):
+            rng = np.random.RandomState(pose.figure_seed(SHAPES_SEED[split], split, i))
+            pixels, keypoints = pose.draw_figure(rng, size, size)
+            _png(root / "images" / split / f"{i:06d}.png", pixels)
+            low, high = keypoints[:, :2].min(0) - 0.1 * size, keypoints[:, :2].max(0) + 0.1 * size
+            box = [*np.clip(low, 0, size - 1), *np.clip(high, 0, size - 1)]
+            label = root / "labels" / split / f"{i:06d}.txt"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            label.write_text(" ".join(f"{v:.2f}" for v in [*keypoints.flatten(), *box]) + "\n")
+    names = pose.FIGURE_KEYPOINTS
+    mapping = [{"name": name, "swap": names[twin]} for name, twin in zip(names, pose.FIGURE_SWAP, strict=True)]
+    (root / "id_mapping.json").write_text(json.dumps(mapping))
+    return counts
+
+
 # --- the six files -------------------------------------------------------------------------------------------------
 
 RESNET18 = """\
@@ -197,10 +220,47 @@ model:
     - {criterion: seg_cross_entropy, weight: ~, ignore_index: 255}
 """
 
+RTMPOSE = """\
+model:
+  task: pose_estimation
+  name: rtmpose_mobilenetv3_small
+  checkpoint: {use_pretrained: False, load_head: False, path: ~, optimizer_path: ~}
+  freeze_backbone: False
+  architecture:
+    full: ~
+    backbone:
+      name: mobilenetv3
+      params: ~
+      stage_params:
+        - {in_channels: [16], kernel_sizes: [3], expanded_channels: [16], out_channels: [16], use_se: [True],
+           act_type: ["relu"], stride: [2]}
+        - {in_channels: [16, 24], kernel_sizes: [3, 3], expanded_channels: [72, 88], out_channels: [24, 24],
+           use_se: [False, False], act_type: ["relu", "relu"], stride: [2, 1]}
+        - {in_channels: [24, 40, 40, 40, 48], kernel_sizes: [5, 5, 5, 5, 5],
+           expanded_channels: [96, 240, 240, 120, 144], out_channels: [40, 40, 40, 48, 48],
+           use_se: [True, True, True, True, True],
+           act_type: ["hard_swish", "hard_swish", "hard_swish", "hard_swish", "hard_swish"], stride: [2, 1, 1, 1, 1]}
+        - {in_channels: [48, 96, 96], kernel_sizes: [5, 5, 5], expanded_channels: [288, 576, 576],
+           out_channels: [96, 96, 96], use_se: [True, True, True], act_type: ["hard_swish", "hard_swish", "hard_swish"],
+           stride: [2, 1, 1]}
+    neck: ~
+    head:
+      name: rtmcc
+      params: {conv_kernel: 7, attention_channels: 256, attention_act_type: 'silu', attention_pos_enc: False, s: 128,
+               expansion_factor: 2, dropout_rate: 0., drop_path: 0., use_rel_bias: False, simcc_split_ratio: 2.,
+               target_size: [SIZE, SIZE], backbone_stride: 32}
+  postprocessor:
+    params: {simcc_split_ratio: 2.}
+  losses:
+    - {criterion: rtmcc_loss, weight: ~}
+"""
+
 RECIPES = {
     "classification": Recipe("classification", "classification", RESNET18, 64, 1437, 360, epochs=4),
     "detection": Recipe("detection", "detection", YOLOX_NANO, 128, 200, 50, epochs=5),
     "segmentation": Recipe("segmentation", "segmentation", SEGFORMER_B0, 64, 200, 50, epochs=4),
+    # the peer's RTMPose file and pose recipe (flip + posetopdownaffine) at its 256² crops
+    "pose_estimation": Recipe("pose", "pose_estimation", RTMPOSE, 256, 96, 32, epochs=3, batch_size=16),
 }
 
 NORMALIZE = "{name: normalize, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}"
@@ -208,6 +268,8 @@ NORMALIZE = "{name: normalize, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 
 
 def _augmentation(recipe: Recipe) -> str:
     s = recipe.size
+    if recipe.task == "pose_estimation":
+        return _pose_augmentation(s)
     resize = f"{{name: resize, size: [{s}, {s}], interpolation: bilinear, max_size: ~, resize_criteria: ~}}"
     if recipe.task == "classification":
         first = (
@@ -223,6 +285,23 @@ def _augmentation(recipe: Recipe) -> str:
         f"    - {NORMALIZE}\n"
         "  inference:\n"
         f"    - {resize}\n"
+        "    - {name: totensor, pixel_range: 1.0}\n"
+        f"    - {NORMALIZE}\n"
+    )
+
+
+def _pose_augmentation(s: int) -> str:
+    """The peer's ``augmentation/pose_estimation.yaml``: a flip and the jittered top-down crop; the plain crop."""
+    affine = "{name: posetopdownaffine, scale: [%s], scale_prob: %s, translate: %s, translate_prob: %s, rotation: %s, "
+    affine += f"rotation_prob: %s, size: [{s}, {s}]}}"
+    return (
+        "augmentation:\n  train:\n"
+        "    - {name: randomhorizontalflip, p: 0.5}\n"
+        f"    - {affine % ('0.75, 1.25', 1.0, 0.1, 1.0, 60, 1.0)}\n"
+        "    - {name: totensor, pixel_range: 1.0}\n"
+        f"    - {NORMALIZE}\n"
+        "  inference:\n"
+        f"    - {affine % ('1.0, 1.0', 0.0, 0.0, 0.0, 0, 0.0)}\n"
         "    - {name: totensor, pixel_range: 1.0}\n"
         f"    - {NORMALIZE}\n"
     )
@@ -280,6 +359,7 @@ WRITERS = {
     "classification": lambda r, root: write_digits(root, r.size, r.train, r.valid),
     "detection": lambda r, root: write_shapes_detection(root, r.size, r.train, r.valid),
     "segmentation": lambda r, root: write_shapes_segmentation(root, r.size, r.train, r.valid),
+    "pose_estimation": lambda r, root: write_stick_figures(root, r.size, r.train, r.valid),
 }
 
 

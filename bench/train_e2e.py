@@ -5,12 +5,12 @@ usage: python bench/train_e2e.py --peer-python /work/peer-venv/bin/python [--tas
 
 For each task a small data set is written in the peer's local layout (``bench/_train_e2e_data.py``: 1,437 + 360
 scikit-learn digits at 64² for resnet18 classification; 200 + 50 generated shapes images at 128² for yolox-nano
-detection, 200 + 50 at 64² for segformer-b0 segmentation) with the six files (model, data, augmentation,
-training, environment, logging) both tools read unchanged: ``npc train --model ... --environment ...`` and the
-peer's ``netspresso-train`` with the same arguments. Each round runs both tools one after the other, the order
-alternating round by round, each in a fresh process of its own Python (npc: ``--npc-python``, by default this
-repository's ``.venv``; the peer: ``--peer-python``), started through ``bench/_train_e2e_child.py``, which records
-without measurable cost the first backward pass, every epoch's training loop, validation and saving.
+detection, 200 + 50 at 64² for segformer-b0 segmentation, 96 + 32 stick figures at 256² for RTMPose) with the six files
+(model, data, augmentation, training, environment, logging) both tools read unchanged: ``npc train --model ...
+--environment ...`` and the peer's ``netspresso-train`` with the same arguments. Each round runs both tools one after
+the other, the order alternating round by round, each in a fresh process of its own Python (npc: ``--npc-python``, by
+default this repository's ``.venv``; the peer: ``--peer-python``), started through ``bench/_train_e2e_child.py``, which
+records without measurable cost the first backward pass, every epoch's training loop, validation and saving.
 
 Reported per tool (medians over rounds): start-up (process start to the first backward), s/epoch (from one
 epoch's start to the next's, so validation, checkpoints and logging count; epochs 2 on), its training loop and
@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = Path(__file__).with_name("_train_e2e_child.py")
 CANDIDATES = Path(__file__).with_name("_train_e2e_candidates.py")
 FILES = ("model", "data", "augmentation", "training", "logging", "environment")
-METRIC = {"classification": "top1", "detection": "map50", "segmentation": "miou"}
+METRIC = {"classification": "top1", "detection": "map50", "segmentation": "miou", "pose_estimation": "pck"}
 
 
 def tree_rss_mib(pid: int) -> float:
@@ -196,7 +196,12 @@ def metrics(tool: str, folder: Path) -> dict:
     }
 
 
-PEER_NAMES = {"top1": ("Acc_1", "Acc@1", "top1"), "map50": ("mAP50", "map50"), "miou": ("mIoU", "miou")}
+PEER_NAMES = {
+    "top1": ("Acc_1", "Acc@1", "top1"),
+    "map50": ("mAP50", "map50"),
+    "miou": ("mIoU", "miou"),
+    "pck": ("PCK", "pck"),  # the peer's PCK is at 0.05 of the input size, npc's at 0.2 of the box (docs/runtime.md)
+}
 
 
 def _peer_history(summary: dict, key: str) -> tuple[list[float], list[float]]:

@@ -62,7 +62,18 @@ def test_shapes_segmentation_masks_are_class_indices(tmp_path):
     assert set(np.unique(np.asarray(mask))) <= {0, 1, 2, 3} and np.asarray(mask).max() > 0
 
 
-@pytest.mark.parametrize("task", ["classification", "detection", "segmentation"])
+def test_stick_figures_are_the_peers_keypoint_txt_with_swap_pairs(tmp_path):
+    data.write_stick_figures(tmp_path, size=32, train=3, valid=2)
+    values = [float(v) for v in (tmp_path / "labels" / "valid" / "000001.txt").read_text().split()]
+    assert len(values) == 7 * 3 + 4  # x y visible per keypoint, then the person's box
+    keypoints, box = np.array(values[:21]).reshape(7, 3), values[21:]
+    assert (keypoints[:, 2] == 1).all() and box[0] < box[2] and box[1] < box[3]
+    assert (keypoints[:, :2] >= box[:2]).all() and (keypoints[:, :2] <= box[2:]).all()
+    mapping = json.loads((tmp_path / "id_mapping.json").read_text())
+    assert {"name": "left_hand", "swap": "right_hand"} in mapping and len(mapping) == 7
+
+
+@pytest.mark.parametrize("task", ["classification", "detection", "segmentation", "pose_estimation"])
 def test_npc_reads_the_six_files_and_the_data(tmp_path, task):
     try:  # the restructured runtime, or the flat one
         from npc.runtime.data import build_data
