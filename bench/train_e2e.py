@@ -43,6 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = Path(__file__).with_name("_train_e2e_child.py")
 CANDIDATES = Path(__file__).with_name("_train_e2e_candidates.py")
 FILES = ("model", "data", "augmentation", "training", "logging", "environment")
+# npc's speed options a variant can name: the lines added to its training file
+OPTIONS = {"channels_last": "  channels_last: true\n", "bf16": "  mixed_precision: bfloat16\n"}
 METRIC = {"classification": "top1", "detection": "map50", "segmentation": "miou", "pose_estimation": "pck"}
 
 
@@ -71,7 +73,9 @@ def run_tool(tool: str, python: str, files: dict[str, Path], folder: Path, args,
         command.append("--phases")
         if args.cprofile:
             command += ["--cprofile", str(folder / "run.prof")]
-    variant = tool.partition(":")[2]  # npc:FIX,FIX: npc with bench/_train_e2e_candidates.py's fixes
+    # npc:FIX,FIX: npc with npc's own speed options (OPTIONS, written into its training file by run_plan) and/or
+    # bench/_train_e2e_candidates.py's monkeypatched fixes
+    variant = ",".join(fix for fix in tool.partition(":")[2].split(",") if fix and fix not in OPTIONS)
     if variant:
         command += ["--preload", str(CANDIDATES)]
     elif tool == "npc" and args.npc_preload:
@@ -115,6 +119,14 @@ def run_tool(tool: str, python: str, files: dict[str, Path], folder: Path, args,
         result["phases"] = data.get("phases") or {}
         result["phase_counts"] = data.get("phase_counts") or {}
     return result
+
+
+def _with_options(training: Path, tool: str) -> None:
+    """npc's own speed options of an ``npc:OPTION,...`` variant, set in its training file (the last key wins)."""
+    lines = [OPTIONS[fix] for fix in tool.partition(":")[2].split(",") if fix in OPTIONS]
+    if lines:
+        text = training.read_text().replace("  mixed_precision: False\n", "")
+        training.write_text(text + "".join(lines))
 
 
 def _pairs(events: list[dict], name: str) -> list[tuple[float, float]]:
@@ -335,7 +347,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FIX[,FIX]",
-        help="also run npc with these fixes of bench/_train_e2e_candidates.py, in the same rounds",
+        help="also run npc with these options (channels_last, bf16) or bench/_train_e2e_candidates.py fixes, in "
+        "the same rounds",
     )
     parser.add_argument("--npc-env", action="append", default=[], metavar="KEY=VALUE", help="extra env for npc")
     parser.add_argument("--npc-preload", help="a Python file the npc child runs first (candidate-fix experiments)")
@@ -377,6 +390,7 @@ def main() -> int:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "task.json").write_text(json.dumps({"task": task}))
             files = write_files(recipe, folder, data_root, folder / "outputs", epochs=args.epochs, workers=args.workers)
+            _with_options(files["training"], tool)
             result = run_tool(tool, pythons[tool], files, folder, args, phases=round_ == "phases")
             result["folder"] = str(folder)
             brief = {

@@ -357,6 +357,9 @@ def _build_model(
                 "normalises over its own share of the batch"
             )
     model.to(device)
+    if config.training.get("channels_last"):  # the convs pick NHWC kernels from the weights' format; inputs follow
+        model.to(memory_format=torch.channels_last)
+        parts.notes.append("training.channels_last: the model's weights and activations in NHWC memory format")
     parts.loss_fn.to(device)
     return model, frozen
 

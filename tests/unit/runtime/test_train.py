@@ -242,3 +242,29 @@ def test_float16_on_cpu_is_refused_with_the_reason(tmp_path, write_spec, tiny_mo
     spec = write_spec(SMALL + "mixed_precision: float16\n", DIGITS_16)
     with pytest.raises(_train.RunError, match="float16 needs a CUDA device"):
         _run(spec, tmp_path / "run", tiny_model_py, device="cpu")
+
+
+def test_channels_last_trains_the_same_run_in_nhwc(tmp_path, write_spec, tiny_model_py, monkeypatch):
+    """`channels_last: true` is a speed option: the convs' weights are NHWC during training, the losses are those of
+    the default format within float rounding, the saved weights load, and a resumed run equals a straight one."""
+    formats = []
+    first_forward = _train._first_forward
+
+    def spy(model, images, path):
+        weights = [p for p in model.parameters() if p.dim() == 4]
+        formats.append(all(w.is_contiguous(memory_format=torch.channels_last) for w in weights) and bool(weights))
+        return first_forward(model, images, path)
+
+    monkeypatch.setattr(_train, "_first_forward", spy)
+    spec = write_spec(SMALL + "channels_last: true\n", DIGITS_16)
+    _run(spec, tmp_path / "straight", tiny_model_py)
+    _run(write_spec(SMALL, DIGITS_16, name="nchw.yaml"), tmp_path / "nchw", tiny_model_py)
+    assert formats == [True, False]
+    losses = {}
+    for run in ("straight", "nchw"):
+        with (tmp_path / run / "metrics.csv").open() as handle:
+            losses[run] = [float(row["train_loss"]) for row in csv.DictReader(handle)]
+    assert losses["straight"] == pytest.approx(losses["nchw"], rel=1e-3)  # rounding, grown over 2 epochs
+    _run(spec, tmp_path / "split", tiny_model_py, stop_after=1)
+    _run(spec, tmp_path / "split", tiny_model_py, resume=tmp_path / "split")
+    _assert_same_run(tmp_path / "straight", tmp_path / "split")
