@@ -358,10 +358,18 @@ def _build_model(
             )
     model.to(device)
     if config.training.get("channels_last"):  # the convs pick NHWC kernels from the weights' format; inputs follow
-        model.to(memory_format=torch.channels_last)
+        _to_channels_last(model)
         parts.notes.append("training.channels_last: the model's weights and activations in NHWC memory format")
     parts.loss_fn.to(device)
     return model, frozen
+
+
+def _to_channels_last(model: nn.Module) -> None:
+    """Every 4-D parameter in NHWC memory format. Not ``model.to(memory_format=...)``: that refuses a model with any
+    5-D weight (YOLOv9's head has a Conv3d), and has no format that suits both."""
+    for parameter in model.parameters():
+        if parameter.dim() == 4:
+            parameter.data = parameter.data.contiguous(memory_format=torch.channels_last)
 
 
 def _restore(

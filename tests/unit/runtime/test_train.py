@@ -268,3 +268,12 @@ def test_channels_last_trains_the_same_run_in_nhwc(tmp_path, write_spec, tiny_mo
     _run(spec, tmp_path / "split", tiny_model_py, stop_after=1)
     _run(spec, tmp_path / "split", tiny_model_py, resume=tmp_path / "split")
     _assert_same_run(tmp_path / "straight", tmp_path / "split")
+
+
+def test_channels_last_leaves_weights_of_other_ranks_as_they_are():
+    """YOLOv9's head has a Conv3d: ``Module.to(memory_format=channels_last)`` refuses such a model outright."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv3d(1, 1, 1))
+    _train._to_channels_last(model)
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last) and not model[0].weight.is_contiguous()
+    assert model[1].weight.is_contiguous() and isinstance(model[0].weight, torch.nn.Parameter)
+    assert model[0](torch.randn(1, 3, 8, 8)).shape == (1, 4, 6, 6)
