@@ -334,9 +334,9 @@ def _training(recipe: Recipe, epochs: int) -> str:
     )
 
 
-def _environment(recipe: Recipe, workers: int) -> str:
+def _environment(recipe: Recipe, workers: int, seed: int = 1) -> str:
     return (
-        "environment:\n  seed: 1\n"
+        f"environment:\n  seed: {seed}\n"
         f"  num_workers: {workers}\n  gpus: 0\n  batch_size: {recipe.batch_size}\n  cache_data: False\n"
     )
 
@@ -374,7 +374,14 @@ def write_dataset(recipe: Recipe, root: Path) -> dict[str, int]:
 
 
 def write_files(
-    recipe: Recipe, folder: Path, data_root: Path, output_dir: Path, *, epochs: int | None = None, workers: int = 4
+    recipe: Recipe,
+    folder: Path,
+    data_root: Path,
+    output_dir: Path,
+    *,
+    epochs: int | None = None,
+    workers: int = 4,
+    seed: int = 1,
 ) -> dict[str, Path]:
     """The six YAML files in ``folder``; returns name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -383,7 +390,7 @@ def write_files(
         "data": _data(recipe, data_root),
         "augmentation": _augmentation(recipe),
         "training": _training(recipe, epochs or recipe.epochs),
-        "environment": _environment(recipe, workers),
+        "environment": _environment(recipe, workers, seed),
         "logging": _logging(recipe, output_dir),
     }
     files = {}

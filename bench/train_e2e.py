@@ -336,6 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, help="override every recipe's epochs")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS for both (0: torch's default)")
+    parser.add_argument("--seed", type=int, default=1, help="environment.seed for both (the metric's spread)")
     parser.add_argument("--workers", type=int, default=4, help="environment.num_workers (the peer's default: 4)")
     parser.add_argument("--work", default="/tmp/npc-train-e2e", help="data sets and run folders (outside the repo)")
     parser.add_argument("--only", choices=["npc", "peer"], help="run one tool only")
@@ -389,7 +390,9 @@ def main() -> int:
             folder = work / "runs" / stamp / task / f"{tool}-{round_}"
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "task.json").write_text(json.dumps({"task": task}))
-            files = write_files(recipe, folder, data_root, folder / "outputs", epochs=args.epochs, workers=args.workers)
+            files = write_files(
+                recipe, folder, data_root, folder / "outputs", epochs=args.epochs, workers=args.workers, seed=args.seed
+            )
             _with_options(files["training"], tool)
             result = run_tool(tool, pythons[tool], files, folder, args, phases=round_ == "phases")
             result["folder"] = str(folder)
