@@ -42,6 +42,7 @@ from _train_e2e_data import RECIPES, write_dataset, write_files  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 CHILD = Path(__file__).with_name("_train_e2e_child.py")
 CANDIDATES = Path(__file__).with_name("_train_e2e_candidates.py")
+PEER_FIXES = Path(__file__).with_name("_train_e2e_peer_fixes.py")
 FILES = ("model", "data", "augmentation", "training", "logging", "environment")
 # npc's speed options a variant can name: the lines added to its training file
 OPTIONS = {"channels_last": "  channels_last: true\n", "bf16": "  mixed_precision: bfloat16\n"}
@@ -78,6 +79,8 @@ def run_tool(tool: str, python: str, files: dict[str, Path], folder: Path, args,
     variant = ",".join(fix for fix in tool.partition(":")[2].split(",") if fix and fix not in OPTIONS)
     if variant:
         command += ["--preload", str(CANDIDATES)]
+    elif tool == "peer" and json.loads((folder / "task.json").read_text())["task"] == "pose_estimation":
+        command += ["--preload", str(PEER_FIXES)]  # its local pose loader does not run unfixed (the file says why)
     elif tool == "npc" and args.npc_preload:
         command += ["--preload", str(Path(args.npc_preload).resolve())]
     command.append("--")
