@@ -4,6 +4,7 @@ usage: python bench/deploy.py latency [--threads N] [--batch B] [--runs R] [ZOO_
        python bench/deploy.py zoo-int8 [--side S] [ZOO_NAME ...]
        python bench/deploy.py peer --peer-python PATH [--threads N ...] [--batches B ...] [--runs R ...] [ZOO_NAME ...]
        python bench/deploy.py predict [--images N] [--size NAME=S ...] [ZOO_NAME ...]
+       python bench/deploy.py postprocess [--threads N ...] [--runs R] [--model-py FILE ...] [ZOO_NAME ...]
 
 ``latency``: each zoo config (default: a set over the families) is built with seeded random weights at its
 default input size, exported by ``npc export``'s verified path, quantised with the same code as ``npc export
@@ -27,6 +28,11 @@ on a slow machine) unless ``--size`` is given. Prints a Markdown table; ``--json
 ``predict``: ``npc predict`` end to end (decode, preprocess, model, postprocess) on a folder of generated images,
 with an fp32 and an int8 file of each named config: wall time of the whole command, and of a one-image command
 (start-up: imports, session creation), and the images per second in between.
+
+``postprocess``: the detection postprocessor alone (decode + NMS, ``build_postprocessor()``), per image, on the
+outputs of each named config's int8 file (as ``predict`` writes it) for one generated image: the median of
+``--runs`` calls at each ``--threads`` torch threads, with the model.py compiled now and each ``--model-py`` (e.g.
+one compiled at an older commit, to compare).
 """
 
 from __future__ import annotations
@@ -348,6 +354,54 @@ def predict(names: list[str], args: argparse.Namespace) -> None:
                 )
 
 
+def _import_model_py(path: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def postprocess(names: list[str], args: argparse.Namespace) -> None:
+
+    from npc.runtime.tools.infer import _default_preprocess, load_onnx
+
+    print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} CPUs", file=sys.stderr, flush=True)
+    print("| config | input | candidates | kept | model.py | torch threads | ms per image | load avg |")
+    print("|---|---|---:|---:|---|---:|---:|---:|")
+    with tempfile.TemporaryDirectory(prefix="npc-deploy-postprocess-") as folder:
+        image = _images(Path(folder) / "images", 1)[0]
+        for name in names:
+            side = _bench_size(name, None)
+            _, int8 = _npc_files(name, side, Path(folder))
+            loaded = load_onnx(int8)
+            x = (loaded.preprocess or _default_preprocess(loaded.metadata)).image(image).unsqueeze(0)
+            outputs, size = loaded.model(x), tuple(x.shape[-2:])
+            current = Path(folder) / f"{name}.py"
+            _npc("compile", name, "-o", current)
+            for model_py in [current, *map(Path, args.model_py)]:
+                label = "this checkout" if model_py == current else model_py.name
+                for threads in args.threads:
+                    candidates, kept, ms = _postprocess_ms(model_py, outputs, size, threads, args.runs)
+                    print(
+                        f"| {name} | {side}² | {candidates} | {kept} | {label} | {threads} | {ms:.1f} | "
+                        f"{os.getloadavg()[0]:.1f} |",
+                        flush=True,
+                    )
+
+
+def _postprocess_ms(model_py: Path, outputs, size, threads: int, runs: int) -> tuple[int, int, float]:
+    """(candidates after decoding, boxes kept, median ms per call) of model_py's build_postprocessor()."""
+    import torch
+
+    torch.set_num_threads(threads)
+    post = _import_model_py(model_py).build_postprocessor()
+    candidates = len(post.decoder(outputs, size)[0][1])
+    kept = len(post(outputs, size)[0]["scores"])
+    return candidates, kept, _median_ms(lambda: post(outputs, size), runs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -372,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("names", nargs="*", default=["resnet18-classification", "yolox-s-detection"])
     p.add_argument("--images", type=int, default=256)
     p.add_argument("--size", dest="size_of", action="append", default=[], help="NAME=SIDE (default: BENCH_SIZES)")
+    p = sub.add_parser("postprocess")
+    p.add_argument("names", nargs="*", default=["yolox-s-detection"])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--model-py", action="append", default=[], help="also time this compiled model.py")
     args = parser.parse_args(argv)
     if args.command == "latency":
         latency(args.names, args.threads, args.batch, args.runs)
@@ -379,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         peer(args.names, args)
     elif args.command == "predict":
         predict(args.names, args)
+    elif args.command == "postprocess":
+        postprocess(args.names, args)
     else:
         from npc import zoo
 

@@ -395,14 +395,64 @@ class AnchorDecoupledDecoder(nn.Module):
         return torch.cat([centres - 0.5 * sizes, centres + 0.5 * sizes], dim=1)
 
 
-def box_iou(box: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """IoU of one (x1, y1, x2, y2) box (4,) with each of ``boxes`` (N, 4); returns (N,)."""
-    top_left = torch.maximum(box[:2], boxes[:, :2])
-    bottom_right = torch.minimum(box[2:], boxes[:, 2:])
-    intersection = (bottom_right - top_left).clamp(min=0).prod(dim=1)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return intersection / (area + areas - intersection)
+def pairwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """IoU of each (x1, y1, x2, y2) box of ``boxes1`` (N, 4) with each of ``boxes2`` (M, 4): (N, M)."""
+    x1, y1, x2, y2 = (column[:, None] for column in boxes1.unbind(dim=1))  # each (N, 1)
+    u1, v1, u2, v2 = boxes2.unbind(dim=1)  # each (M,)
+    width = (torch.minimum(x2, u2) - torch.maximum(x1, u1)).clamp_(min=0)  # (N, M)
+    height = (torch.minimum(y2, v2) - torch.maximum(y1, v1)).clamp_(min=0)
+    intersection = width.mul_(height)
+    union = ((x2 - x1) * (y2 - y1) + (u2 - u1) * (v2 - v1)).sub_(intersection)
+    return intersection.div_(union)
+
+
+def _greedy_within(overlapping: torch.Tensor, budget: int) -> list[int]:
+    """The positions greedy NMS keeps among ``n`` score-sorted candidates, at most ``budget`` of them;
+    ``overlapping`` (n, n) marks the pairs where the better one suppresses the other."""
+    # The pairs in row-major order, so grouped by the better one:
+    # position i suppresses suppressible[bounds[i] : bounds[i + 1]].
+    better, worse = overlapping.triu(diagonal=1).nonzero().unbind(dim=1)
+    bounds = [0, *torch.bincount(better, minlength=len(overlapping)).cumsum(dim=0).tolist()]
+    suppressible = worse.tolist()
+    kept: list[int] = []
+    suppressed: set[int] = set()
+    for position in range(len(overlapping)):
+        if position in suppressed:
+            continue
+        kept.append(position)
+        if len(kept) == budget:
+            break
+        suppressed.update(suppressible[bounds[position] : bounds[position + 1]])
+    return kept
+
+
+def nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    iou_threshold: float,
+    max_kept: int | None = None,
+    block: int = 256,
+) -> torch.Tensor:
+    """Greedy non-maximum suppression; returns the indices of the kept boxes, best score first (equal scores:
+    the lower index first). A box is dropped when its IoU with a better-scoring kept box is above
+    ``iou_threshold``, as in torchvision's ``nms``. With ``max_kept``, it stops once that many are kept: the
+    first ``max_kept`` of the full result.
+
+    The candidates are taken best first, ``block`` at a time (memory: ``block`` x candidates): the block's IoU
+    with every remaining candidate is computed at once, the greedy pass runs over the block's own overlapping
+    pairs, and the boxes it keeps then remove every later candidate they overlap in one step.
+    """
+    order = torch.argsort(scores, descending=True, stable=True)
+    keep = [order[:0]]  # an empty index tensor, so that no boxes give no indices
+    budget = len(order) if max_kept is None else max_kept
+    while len(order) > 0 and budget > 0:
+        head, order = order[:block], order[block:]
+        overlapping = pairwise_iou(boxes[head], boxes[torch.cat([head, order])]) > iou_threshold
+        kept = _greedy_within(overlapping[:, : len(head)], budget)
+        keep.append(head[kept])
+        budget -= len(kept)
+        order = order[~overlapping[kept, len(head) :].any(dim=0)]
+    return torch.cat(keep)
 
 
 def batched_nms(
@@ -411,22 +461,19 @@ def batched_nms(
     labels: torch.Tensor,
     iou_threshold: float,
     class_agnostic: bool = False,
+    max_kept: int | None = None,
 ) -> torch.Tensor:
-    """Greedy non-maximum suppression; returns the indices of the kept boxes, best score first.
-
-    A box is dropped when its IoU with a better-scoring kept box is above ``iou_threshold`` and, unless
-    ``class_agnostic``, both have the same label (as torchvision's ``nms`` and ``batched_nms`` do).
-    """
-    order = torch.argsort(scores, descending=True, stable=True)
-    keep = [order[:0]]  # an empty index tensor, so that no boxes give no indices
-    while order.numel() > 0:
-        best, rest = order[0], order[1:]
-        keep.append(order[:1])
-        suppressed = box_iou(boxes[best], boxes[rest]) > iou_threshold
-        if not class_agnostic:
-            suppressed &= labels[rest] == labels[best]
-        order = rest[~suppressed]
-    return torch.cat(keep)
+    """:func:`nms` within each label (across all with ``class_agnostic``), as torchvision's ``batched_nms``:
+    the kept boxes' indices, best score first (equal scores: the lower index first), at most ``max_kept``."""
+    if class_agnostic:
+        return nms(boxes, scores, iou_threshold, max_kept)
+    kept = [torch.zeros(0, dtype=torch.long, device=scores.device)]  # so that no boxes give no indices
+    for label in labels.unique():
+        members = torch.nonzero(labels == label).flatten()
+        kept.append(members[nms(boxes[members], scores[members], iou_threshold, max_kept)])
+    # In index order first, so that the stable sort by score keeps the lower index first among equal scores.
+    kept = torch.cat(kept).sort().values
+    return kept[torch.argsort(scores[kept], descending=True, stable=True)][:max_kept]
 
 
 class Postprocessor(nn.Module):
@@ -461,7 +508,9 @@ class Postprocessor(nn.Module):
             if self.nms_thresh is None:
                 keep = torch.argsort(scores, descending=True)
             else:
-                keep = batched_nms(boxes, scores, labels, self.nms_thresh, self.class_agnostic)
+                keep = batched_nms(
+                    boxes, scores, labels, self.nms_thresh, self.class_agnostic, self.detections_per_image
+                )
             keep = keep[: self.detections_per_image]  # slicing up to None keeps them all
             detections.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]})
         return detections

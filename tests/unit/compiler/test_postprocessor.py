@@ -12,6 +12,8 @@ import re
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import REPO, compile_file, compile_problem, import_source
 
@@ -139,7 +141,8 @@ def _iou(a, b) -> float:
 
 
 def _reference_nms(boxes, scores, labels, threshold, class_agnostic) -> list[int]:
-    """Greedy NMS by its definition: best first, a box is kept unless it overlaps a kept box (of its class)."""
+    """Greedy NMS by its definition: best first (equal scores: lower index first, as ``sorted`` is stable), a box is
+    kept unless it overlaps a kept box (of its class)."""
     kept = []
     for i in sorted(range(len(boxes)), key=lambda i: -scores[i]):
         overlaps = (_iou(boxes[i], boxes[k]) > threshold and (class_agnostic or labels[i] == labels[k]) for k in kept)
@@ -167,6 +170,46 @@ def test_nms_matches_the_brute_force_reference_on_random_boxes(emitted, class_ag
             class_agnostic,
         )
         assert kept.tolist() == expected, f"trial {trial}"
+
+
+# Integer corners on a small grid, few distinct scores and thresholds that IoUs of such boxes hit exactly: equal
+# scores and IoUs equal to the threshold come up often. float64, so both sides round alike.
+_GRID_BOX = st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(1, 6), st.integers(1, 6))
+_CANDIDATES = st.lists(st.tuples(_GRID_BOX, st.sampled_from([0.2, 0.5, 0.9]), st.integers(0, 2)), max_size=40)
+_THRESHOLDS = st.sampled_from([0.0, 0.25, 1 / 3, 0.5, 2 / 3, 0.9])
+
+
+def _tensors(candidates) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    boxes = [[x, y, x + w, y + h] for (x, y, w, h), _, _ in candidates]
+    return (
+        torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4),
+        torch.tensor([score for _, score, _ in candidates], dtype=torch.float64),
+        torch.tensor([label for _, _, label in candidates], dtype=torch.long),
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    candidates=_CANDIDATES,
+    threshold=_THRESHOLDS,
+    class_agnostic=st.booleans(),
+    max_kept=st.none() | st.integers(1, 8),
+)
+def test_batched_nms_is_the_greedy_definition_with_ties(emitted, candidates, threshold, class_agnostic, max_kept):
+    boxes, scores, labels = _tensors(candidates)
+    expected = _reference_nms(boxes.tolist(), scores.tolist(), labels.tolist(), threshold, class_agnostic)
+    kept = emitted.batched_nms(boxes, scores, labels, threshold, class_agnostic, max_kept)
+    assert kept.dtype == torch.long
+    assert kept.tolist() == expected[:max_kept]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(candidates=_CANDIDATES, threshold=_THRESHOLDS, block=st.integers(1, 8), max_kept=st.none() | st.integers(1, 8))
+def test_nms_in_blocks_is_the_greedy_definition_with_ties(emitted, candidates, threshold, block, max_kept):
+    """Small blocks, so that boxes kept in one block suppress candidates in later ones."""
+    boxes, scores, labels = _tensors(candidates)
+    expected = _reference_nms(boxes.tolist(), scores.tolist(), labels.tolist(), threshold, class_agnostic=True)
+    assert emitted.nms(boxes, scores, threshold, max_kept, block).tolist() == expected[:max_kept]
 
 
 # --- decoders on hand-made raw outputs -------------------------------------------------------------------------
