@@ -74,9 +74,7 @@ def run_tool(tool: str, python: str, files: dict[str, Path], folder: Path, args,
         command.append("--phases")
         if args.cprofile:
             command += ["--cprofile", str(folder / "run.prof")]
-    # npc:FIX,FIX: npc with npc's own speed options (OPTIONS, written into its training file by run_plan) and/or
-    # bench/_train_e2e_candidates.py's monkeypatched fixes
-    variant = ",".join(fix for fix in tool.partition(":")[2].split(",") if fix and fix not in OPTIONS)
+    variant = ",".join(_variant(tool)[1])
     if variant:
         command += ["--preload", str(CANDIDATES)]
     elif tool == "peer" and json.loads((folder / "task.json").read_text())["task"] == "pose_estimation":
@@ -124,9 +122,17 @@ def run_tool(tool: str, python: str, files: dict[str, Path], folder: Path, args,
     return result
 
 
+def _variant(tool: str) -> tuple[list[str], list[str]]:
+    """``npc:FIX,FIX`` → (npc's own speed options among the fixes, OPTIONS, which ``_with_options`` writes into its
+    training file; the rest, ``bench/_train_e2e_candidates.py``'s monkeypatched fixes)."""
+    fixes = [fix for fix in tool.partition(":")[2].split(",") if fix]
+    return [fix for fix in fixes if fix in OPTIONS], [fix for fix in fixes if fix not in OPTIONS]
+
+
 def _with_options(training: Path, tool: str) -> None:
-    """npc's own speed options of an ``npc:OPTION,...`` variant, set in its training file (the last key wins)."""
-    lines = [OPTIONS[fix] for fix in tool.partition(":")[2].split(",") if fix in OPTIONS]
+    """npc's own speed options of an ``npc:OPTION,...`` variant, appended to its training file (the recipe's
+    ``mixed_precision: False`` line is taken out first, so that ``bf16`` does not set the key twice)."""
+    lines = [OPTIONS[fix] for fix in _variant(tool)[0]]
     if lines:
         text = training.read_text().replace("  mixed_precision: False\n", "")
         training.write_text(text + "".join(lines))

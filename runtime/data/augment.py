@@ -1,5 +1,6 @@
 """Training-time augmentation: the resolved ``augmentation.train`` list (NetsPresso Trainer's transform names and
-keys, see ``_config.resolve_augmentation``) → stages applied in order to whole batches on the training device:
+keys, see ``_config.resolve_augmentation``) → stages applied in order to whole batches (on a GPU in the training
+loop, on the device; on a CPU where the DataLoader makes the batch, see ``.batches``):
 runs of kornia transforms (one ``AugmentationSequential`` each, moving segmentation masks, detection boxes and pose
 keypoints with the image) and npc's own batch versions of NetsPresso's ``mosaicdetection``, ``mixing``,
 ``hsvjitter`` (YOLOX's HSV gains), ``randomresize`` (a new square size per batch: multi-scale training),
@@ -60,7 +61,7 @@ Stage = Callable[[torch.Tensor, Any, int], tuple[torch.Tensor, Any]]  # (pixels 
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Call with a batch on its device; returns the augmented batch."""
+    """Call with a batch (on the device it is augmented on); returns the augmented batch."""
 
     stages: tuple[Stage, ...]
     mean: torch.Tensor  # (1, 3, 1, 1), the data's normalisation

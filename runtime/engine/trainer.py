@@ -473,8 +473,7 @@ def _loaders(
         worker_init_fn=ignore_stop_signals if workers else None,
         persistent_workers=persistent,
     )
-    steps = share // batch_size if drop_last else math.ceil(share / batch_size)
-    return _Loaders(train, valid, batches, generator, steps, augmenting)
+    return _Loaders(train, valid, batches, generator, len(batches), augmenting)  # steps: a whole epoch's batches
 
 
 def _num_workers(config: RunConfig, data: DataBundle) -> int:
