@@ -102,32 +102,50 @@ def _torchrun(out: Path, *extra: str) -> list[str]:
             "--data", str(out.parent / "data.yaml"), "--no-tensorboard", "--device", "cpu", *extra]  # fmt: skip
 
 
+def _sigterm_into_epoch_2(command: list[str], env: dict[str, str], share: float) -> tuple[int, str, str]:
+    """Start torchrun and send it SIGTERM `share` of an epoch into epoch 2 of 2, timed by this run's own epoch-1
+    line (a moment taken from another run's duration is early or late when the machine's load changes between
+    them); the exit code, stdout and stderr."""
+    launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in launcher.stdout:
+        if match := re.match(r"epoch\s+1/2 .* ([0-9.]+)s ", line):
+            time.sleep(float(match.group(1)) * share)
+            break
+    launcher.send_signal(signal.SIGTERM)
+    out, err = launcher.communicate(timeout=300)
+    return launcher.returncode, out, err
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without torch.distributed")
 def test_sigterm_to_torchrun_leaves_one_state_that_resumes_bit_identical(tmp_path):
     """Both processes stop after the same step (they agree on it), rank 0 alone writes the state."""
     (tmp_path / "data.yaml").write_text("data:\n  format: digits\n  image_size: 16\n")
     env = {**ENV, "GLOO_SOCKET_IFNAME": "lo"} if sys.platform.startswith("linux") else ENV
-    launcher, started = _start(_torchrun(tmp_path / "reference"), env)
-    assert launcher.wait(timeout=600) == 0, launcher.stderr.read()[-3000:]
-    duration = time.monotonic() - started  # of the training itself
+    done = subprocess.run(_torchrun(tmp_path / "reference"), env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
     reference, _ = load_weights(tmp_path / "reference" / "last.safetensors")
 
-    # In epoch 1 of 2. Start-up under torchrun varies with the machine's load: a signal that lands before the first
-    # step is done stops the run cleanly but at step 0, which tests nothing mid-epoch; then try a later moment.
-    for attempt, share in enumerate((0.3, 0.4, 0.45)):
+    # A signal that lands before epoch 2's first step is done stops the run cleanly but at step 0, which tests
+    # nothing mid-epoch: then try a later moment. One that lands after the last step finds the run finished (it
+    # must then hold the reference's weights): then try an earlier one.
+    share, stopped = 0.3, []
+    for attempt in range(4):
         out = tmp_path / f"stopped{attempt}"
-        launcher, started = _start(_torchrun(out), env)
-        time.sleep(max(0.0, started + duration * share - time.monotonic()))
-        launcher.send_signal(signal.SIGTERM)
-        _, err = launcher.communicate(timeout=300)
-        assert launcher.returncode != 0
-        assert err.count("stopped by SIGTERM") == 2, err[-3000:]  # rank 0 and rank 1, after the same step
+        code, stdout, err = _sigterm_into_epoch_2(_torchrun(out), env, share)
         assert not re.search(r'File ".*/(runtime|npc)/', err), err[-3000:]  # torchrun's own traceback, none of ours
-        state = load_training_state(out)
-        if state["progress"]["step"] > 0:
+        if "stopped by SIGTERM" not in err:
+            assert "training summary" in stdout, f"neither rank stopped, nor did the run finish:\n{err[-3000:]}"
+            _assert_same_weights(reference, out, "torchrun signalled after its last step")
+            share /= 2
+            continue
+        assert code != 0
+        assert err.count("stopped by SIGTERM") == 2, err[-3000:]  # rank 0 and rank 1, after the same step
+        if load_training_state(out)["progress"]["step"] > 0:
+            stopped.append(out)
             break
-    assert state["progress"]["step"] > 0
+        share = min(0.9, share + 0.2)
+    assert stopped, "no signal stopped the run mid-epoch in 4 attempts"
     done = subprocess.run(_torchrun(out, "--resume", str(out)), env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     _assert_same_weights(reference, out, "torchrun stopped by SIGTERM")
