@@ -5,6 +5,7 @@ usage: python bench/deploy.py latency [--threads N] [--batch B] [--runs R] [ZOO_
        python bench/deploy.py peer --peer-python PATH [--threads N ...] [--batches B ...] [--runs R ...] [ZOO_NAME ...]
        python bench/deploy.py predict [--images N] [--size NAME=S ...] [ZOO_NAME ...]
        python bench/deploy.py postprocess [--threads N ...] [--runs R] [--model-py FILE ...] [ZOO_NAME ...]
+       python bench/deploy.py reparam RUN_FOLDER ...
 
 ``latency``: each zoo config (default: a set over the families) is built with seeded random weights at its
 default input size, exported by ``npc export``'s verified path, quantised with the same code as ``npc export
@@ -33,6 +34,11 @@ with an fp32 and an int8 file of each named config: wall time of the whole comma
 outputs of each named config's int8 file (as ``predict`` writes it) for one generated image: the median of
 ``--runs`` calls at each ``--threads`` torch threads, with the model.py compiled now and each ``--model-py`` (e.g.
 one compiled at an older commit, to compare).
+
+``reparam``: per ``npc train`` run folder of a RepConv model (GELAN, YOLOv9), on the first validation images its
+export is verified on, the largest |difference| from the eager (unmerged) model of: the eager model after
+``merge_repconv_``, an ONNX file exported without merging, and ``npc export``'s own (merged) file; and, for
+contrast, npc export's figure on a random input. Prints a Markdown table for docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -155,6 +161,62 @@ def zoo_int8(names: list[str], side: int) -> None:
             print(f"| {name} | {status} | {note} |", flush=True)
             for path in Path(folder).iterdir():
                 path.unlink()
+
+
+# --- RepConv merging, measured on real images ----------------------------------------------------------------------
+
+
+def reparam(runs: list[Path]) -> None:
+    from npc.runtime.tools import export as _export
+    from npc.runtime.tools.export import ExportOptions, export_path
+
+    print("| run | verified on | RepConvs | eager merged | ONNX unmerged | ONNX merged (npc export) | random input |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for run in runs:
+        weights = run / "best.safetensors"
+        count, eager = _eager_merge_diff(run)
+        with tempfile.TemporaryDirectory(prefix="npc-reparam-") as folder:
+            own = export_path(run, Path(folder) / "merged.onnx", ExportOptions(), weights=weights)
+            at = ExportOptions(input_size=tuple(own.input[-2:]))  # the model.py alone: no data, a random input
+            random = export_path(run / "model.py", Path(folder) / "random.onnx", at, weights=weights)
+            keep = _export.merge_repconv_
+            _export.merge_repconv_ = lambda model: 0  # the same export, left unmerged
+            try:
+                unmerged = export_path(run, Path(folder) / "unmerged.onnx", ExportOptions(), weights=weights)
+            finally:
+                _export.merge_repconv_ = keep
+        print(
+            f"| {run.name} | {own.verified_on} | {count} | {eager:.2g} | {unmerged.max_abs_diff:.2g} | "
+            f"{own.max_abs_diff:.2g} | {random.max_abs_diff:.2g} |",
+            flush=True,
+        )
+
+
+def _eager_merge_diff(run: Path) -> tuple[int, float]:
+    """(RepConvs merged, largest |eager merged - eager|) on the images npc export verifies the run on."""
+    import copy
+
+    import torch
+
+    from npc.runtime.checkpoint import apply_weights, load_weights
+    from npc.runtime.tools._deploy_data import build_deploy_data, data_config, first_images
+    from npc.runtime.tools.export import ExportOptions, flatten_outputs, inference_outputs
+    from npc.runtime.tools.fuse import merge_repconv_
+    from npc.runtime.tools.summary import build_model, load_target
+
+    target, weights = load_target(run), run / "best.safetensors"
+    state, metadata = load_weights(weights)
+    model = build_model(target, int(metadata["num_classes"]))
+    apply_weights(model, state, weights, strict=True)
+    data = build_deploy_data(data_config(run, target, None, use="to measure on"), ("valid",), why="measured on")
+    merged = copy.deepcopy(model.eval())
+    count = merge_repconv_(merged)
+    worst = 0.0
+    with torch.no_grad():
+        for x in first_images(data, ExportOptions().verify_images).images.split(1):
+            pairs = zip(flatten_outputs(inference_outputs(model(x))), flatten_outputs(inference_outputs(merged(x))))
+            worst = max([worst] + [float((a - b).abs().max()) for (_, a), (_, b) in pairs])
+    return count, worst
 
 
 # --- side by side with NetsPresso Trainer ---------------------------------------------------------------------------
@@ -431,6 +493,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--model-py", action="append", default=[], help="also time this compiled model.py")
+    p = sub.add_parser("reparam")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_FOLDER")
     args = parser.parse_args(argv)
     if args.command == "latency":
         latency(args.names, args.threads, args.batch, args.runs)
@@ -440,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
         predict(args.names, args)
     elif args.command == "postprocess":
         postprocess(args.names, args)
+    elif args.command == "reparam":
+        reparam(args.runs)
     else:
         from npc import zoo
 

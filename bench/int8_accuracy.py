@@ -88,11 +88,11 @@ def diagnose(run: Path) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    from npc.runtime.tools._deploy_data import build_deploy_data, data_config
     from npc.runtime.tools.export import ExportOptions, export_target
     from npc.runtime.tools.quantize import (
-        _build_data,
+        USES,
         _calibration_images,
-        _data_config,
         _float_only_nodes,
         _prepared,
         _quiet_root_logger,
@@ -103,7 +103,7 @@ def diagnose(run: Path) -> None:
     from npc.runtime.tools.summary import load_target
 
     target = load_target(run)
-    data = _build_data(_data_config(run, target, None))
+    data = build_deploy_data(data_config(run, target, None, use="to calibrate int8 on"), ("train", "valid"), why=USES)
     images = _calibration_images(data, 256, 0)  # npc export's defaults: 256 images, seed 0
     with tempfile.TemporaryDirectory(prefix="npc-int8-diagnose-") as folder:
         fp32 = Path(folder) / "model.fp32.onnx"

@@ -285,8 +285,8 @@ def _end_of_run(config, out: Path, console) -> None:
 
 def _onnx_line(report, options: dict) -> str:
     return (
-        f"{report.output} (opset {options['onnx_export_opset']}, {'x'.join(map(str, report.input))} input, "
-        f"verified with {report.verified_with}: max abs diff {report.max_abs_diff:.3g})"
+        f"{report.output} (opset {options['onnx_export_opset']}, verified with {report.verified_with} on "
+        f"{report.verified_on}: max abs diff {report.max_abs_diff:.3g})"
     )
 
 

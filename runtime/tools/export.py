@@ -1,9 +1,12 @@
 """``npc export``: a compiled model with its weights as ONNX, a ``torch.export`` program or a torch.fx GraphModule,
 verified before it is reported.
 
-Every export is written to a temp file beside the output, loaded back the way a user would load it and run on a
-fresh random input; only if every output matches the eager model within the tolerance is the temp file renamed
-onto the output. A failed export or verification leaves no output file (and an older one untouched).
+Every export is written to a temp file beside the output, loaded back the way a user would load it and run on the
+same input as the eager model (before any re-parameterisation); only if every output matches within the tolerance is
+the temp file renamed onto the output. A failed export or verification leaves no output file (and an older one
+untouched). The input: the first validation images of the data when it is known (a run folder's, or ``--data``;
+see ``_deploy_data``), one at a time, else one seeded random image. A dynamic-batch file is exported at batch 2 and
+checked at batch 1, so a batch size baked into it shows.
 
 * ``onnx``: ``torch.onnx.export`` (the TorchScript-based exporter by default: no dependency beyond ``onnx``;
   ``exporter="dynamo"`` uses the torch.export-based one, which needs ``onnxscript``), checked with onnxruntime.
@@ -35,8 +38,10 @@ from torch import nn
 
 from ..._atomic import AtomicWriteError, write_atomic
 from ...compiler._provenance import locate, module_path_of_onnx_node, provenance_map
+from ...errors import NpcError
 from ..checkpoint import apply_weights, load_weights
 from ..errors import UNUSABLE, RunError
+from ._deploy_data import ExportImages, build_deploy_data, data_config, first_images, image_side, size_mismatch
 from .fuse import fuse_bn_, merge_repconv_
 from .summary import DEFAULT_NUM_CLASSES, LoadedTarget, build_model, default_side, load_target
 
@@ -75,6 +80,7 @@ class ExportOptions:
     atol: float = ATOL
     rtol: float = RTOL
     seed: int = 0
+    verify_images: int = 4  # validation images verified on, one at a time, when the data is known
 
 
 @dataclass
@@ -90,6 +96,8 @@ class ExportReport:
     atol: float
     rtol: float
     verified_with: str
+    verified_on: str  # "4 validation images from ...", or "a 1×3×64×64 random input"
+    verified_images: int  # real images verified on; 0: random input
     seconds: float
     num_classes: int
     fused: int = 0  # (conv, BatchNorm) pairs folded
@@ -189,6 +197,18 @@ def _compare(expected: list[tuple[str, torch.Tensor]], got: list[tuple[str, Any]
     return max_abs, max_rel, bad
 
 
+def _compare_each(expected: list, got: list, atol: float, rtol: float):
+    """:func:`_compare` over every verification input: the largest differences, and each output that is out of
+    tolerance on any input."""
+    max_abs = max_rel = 0.0
+    bad: list[str] = []
+    for want, have in zip(expected, got, strict=True):
+        one_abs, one_rel, one_bad = _compare(want, have, atol, rtol)
+        max_abs, max_rel = max(max_abs, one_abs), max(max_rel, one_rel)
+        bad += [name for name in one_bad if name not in bad]
+    return max_abs, max_rel, bad
+
+
 # --- num_classes ---------------------------------------------------------------------------------------------------
 
 
@@ -232,8 +252,10 @@ def export_target(
     *,
     weights: str | Path | None = None,
     num_classes: int | None = None,
+    images: ExportImages | None = None,
 ) -> ExportReport:
-    """Build the target, load ``weights`` strictly, export and verify; see the module docstring."""
+    """Build the target, load ``weights`` strictly, export and verify (on ``images`` when given, at their size
+    unless ``options.input_size`` says otherwise); see the module docstring."""
     notes: list[str] = []
     state = metadata = None
     if weights is not None:
@@ -270,14 +292,25 @@ def export_target(
             )
         except (ValueError, KeyError, TypeError):
             trained_size = None
+    size = _input_size(target, options, images, trained_size, notes)
+    return export_model(model, output, options, input_size=size, notes=notes, metadata=extra, images=images)
+
+
+def _input_size(target, options: ExportOptions, images, trained_size: int | None, notes: list[str]):
+    """(H, W): --input-size, else the size of the images verified on, else the size the weights were trained at,
+    else the task's usual size."""
     if options.input_size:
-        size = tuple(options.input_size)
-    elif trained_size:
-        size = (trained_size, trained_size)
+        return tuple(options.input_size)
+    if images is not None:
+        side = tuple(images.images.shape[-2:])
+        other = trained_size and (trained_size, trained_size) != side
+        trained = f" (the weights were trained at {trained_size}x{trained_size})" if other else ""
+        notes.append(f"input size {side[0]}x{side[1]}: the size the images verified on come at{trained}")
+        return side
+    if trained_size:
         notes.append(f"input size {trained_size}x{trained_size}: the image size the weights were trained at")
-    else:
-        size = (default_side(target),) * 2
-    return export_model(model, output, options, input_size=size, notes=notes, metadata=extra)
+        return (trained_size, trained_size)
+    return (default_side(target),) * 2
 
 
 def _spec_record(target: LoadedTarget) -> dict[str, Any]:
@@ -308,11 +341,13 @@ def export_model(
     input_size: Sequence[int],
     notes: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
+    images: ExportImages | None = None,
 ) -> ExportReport:
     """Export ``model`` (eval mode, weights loaded) to ``output`` in ``options.format``, verified; atomic.
 
-    For ONNX (and with ``fuse``) ``model`` is re-parameterised in place first (RepConv merged); the verification
-    compares with its outputs from before."""
+    Verified on ``images`` (one at a time; they must come at ``input_size``) when given, else on one seeded random
+    image. For ONNX (and with ``fuse``) ``model`` is re-parameterised in place first (RepConv merged); the
+    verification compares with its outputs from before."""
     if options.format not in FORMATS:
         raise RunError(f"unknown export format {options.format!r} (choose from {', '.join(FORMATS)})", UNUSABLE)
     started = time.perf_counter()
@@ -322,53 +357,36 @@ def export_model(
     if output.suffix != SUFFIXES[options.format]:
         notes.append(f"{options.format} files usually end in {SUFFIXES[options.format]}")
     model.eval()
-    generator = torch.Generator().manual_seed(options.seed)
-    batch = 2 if options.dynamic_batch else 1  # export at 2 and check at 1: a batch baked in would show
-    example = torch.randn(batch, 3, *input_size, generator=generator)
-    check = torch.randn(1, 3, *input_size, generator=generator)
+    example, checks, verified_on = _inputs(options, input_size, images)
     # An ONNX file serves inference only; the other formats keep the whole output, as training reads it.
     keep = inference_outputs if options.format == "onnx" else (lambda out: out)
-    with torch.no_grad():
-        try:
-            checked = keep(model(check))
-            reference = flatten_outputs(checked)
-            example_out = flatten_outputs(keep(model(example)))
-        except RunError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the model itself fails on this input: no traceback
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise RunError(
-                f"forward pass on a {tuple(check.shape)} input failed: {type(exc).__name__}: {first} "
-                "(try another --input-size)"
-            ) from None
-    fused = merged = 0
-    if options.format == "onnx" or options.fuse:  # inference files are re-parameterised, as the peer's deploy()
-        merged = merge_repconv_(model)
-        if merged:
-            notes.append(f"merged {merged} RepConv block(s) (3x3 + 1x1 + identity) into one 3x3 conv each")
-    if options.fuse:
-        fused = fuse_bn_(model)
-        notes.append(f"folded {fused} BatchNorm layer(s) into the conv before them")
+    checked, example_out = _eager(model, keep, checks, example)
+    references = [flatten_outputs(out) for out in checked]
+    merged, fused = _reparameterise(model, options, notes)
     # Outputs whose first dimension is the batch (anchors, for one, are not).
+    batch = example.shape[0]
     batched = [
-        name for (name, a), (_, b) in zip(reference, example_out) if a.dim() and a.shape[0] == 1 and b.shape[0] == batch
+        name
+        for (name, a), (_, b) in zip(references[0], example_out)
+        if a.dim() and a.shape[0] == 1 and b.shape[0] == batch
     ]
-    metadata.update(input_size=list(input_size), skeleton=output_skeleton(checked))
+    metadata.update(input_size=list(input_size), skeleton=output_skeleton(checked[0]))
     exporter = {"onnx": _onnx, "exported-program": _exported_program, "fx": _fx}[options.format]
+    names = [n for n, _ in references[0]]
     result: dict[str, Any] = {}
 
     def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation and tracer chatter: the verification is what counts
-            got, verified_with = exporter(
-                model, example, check, tmp, options, [n for n, _ in reference], batched, metadata
-            )
-        max_abs, max_rel, bad = _compare(reference, got, options.atol, options.rtol)
+            run, verified_with = exporter(model, example, tmp, options, names, batched, metadata)
+            got = [run(check) for check in checks]
+        max_abs, max_rel, bad = _compare_each(references, got, options.atol, options.rtol)
         result.update(max_abs=max_abs, max_rel=max_rel, verified_with=verified_with)
         if bad:
             raise VerificationError(
                 f"{output}: not written: the exported model's {', '.join(bad)} differ(s) from the eager model by up "
-                f"to {max_abs:.3g} (tolerance |diff| <= {options.atol:g} + {options.rtol:g} * max|eager|)"
+                f"to {max_abs:.3g} on {verified_on} (tolerance |diff| <= {options.atol:g} + {options.rtol:g} * "
+                "max|eager|)"
             )
 
     _atomic(output, write)
@@ -376,20 +394,68 @@ def export_model(
         output=str(output),
         format=options.format,
         bytes=output.stat().st_size,
-        input=list(check.shape),
+        input=list(checks[0].shape),
         dynamic_batch=options.dynamic_batch,
-        outputs={name: list(t.shape) for name, t in reference},
+        outputs={name: list(t.shape) for name, t in references[0]},
         max_abs_diff=result["max_abs"],
         max_rel_diff=result["max_rel"],
         atol=options.atol,
         rtol=options.rtol,
         verified_with=result["verified_with"],
+        verified_on=verified_on,
+        verified_images=0 if images is None else len(checks),
         seconds=round(time.perf_counter() - started, 3),
         num_classes=int(metadata.get("num_classes", 0)),
         fused=fused,
         reparameterised=merged,
         notes=notes,
     )
+
+
+def _inputs(options: ExportOptions, input_size: Sequence[int], images: ExportImages | None):
+    """(the input the file is traced with, the batch-1 inputs it is verified on, what those are).
+
+    A dynamic-batch file is traced at batch 2 and verified at batch 1: a batch size baked into it shows."""
+    batch = 2 if options.dynamic_batch else 1
+    shape = "×".join(map(str, (1, 3, *input_size)))
+    if images is None:
+        generator = torch.Generator().manual_seed(options.seed)
+        example = torch.randn(batch, 3, *input_size, generator=generator)
+        return example, [torch.randn(1, 3, *input_size, generator=generator)], f"a {shape} random input"
+    if tuple(images.images.shape[-2:]) != tuple(input_size):
+        side = "x".join(map(str, images.images.shape[-2:]))
+        raise RunError(f"the images to verify on ({images.description}) come at {side}, the export is at {shape}")
+    example = images.images[torch.arange(batch) % len(images.images)]  # a split of one image repeats it
+    return example, list(images.images.split(1)), f"{images.description}, each {shape}"
+
+
+def _eager(model: nn.Module, keep, checks: list[torch.Tensor], example: torch.Tensor):
+    """The eager model's outputs on each check and on the example; a failing forward pass is a user error."""
+    with torch.no_grad():
+        try:
+            return [keep(model(check)) for check in checks], flatten_outputs(keep(model(example)))
+        except RunError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the model itself fails on this input: no traceback
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise RunError(
+                f"forward pass on a {tuple(checks[0].shape)} input failed: {type(exc).__name__}: {first} "
+                "(try another --input-size)"
+            ) from None
+
+
+def _reparameterise(model: nn.Module, options: ExportOptions, notes: list[str]) -> tuple[int, int]:
+    """(RepConv blocks merged, BatchNorm layers folded), in place: inference files are re-parameterised, as the
+    peer's deploy() does; fx and ExportedProgram files keep the training structure unless ``fuse``."""
+    merged = fused = 0
+    if options.format == "onnx" or options.fuse:
+        merged = merge_repconv_(model)
+        if merged:
+            notes.append(f"merged {merged} RepConv block(s) (3x3 + 1x1 + identity) into one 3x3 conv each")
+    if options.fuse:
+        fused = fuse_bn_(model)
+        notes.append(f"folded {fused} BatchNorm layer(s) into the conv before them")
+    return merged, fused
 
 
 def _atomic(path: Path, write) -> None:
@@ -406,7 +472,11 @@ def _failed(what: str, exc: Exception, hint: str = "") -> RunError:
     return RunError(f"{what} failed: {type(exc).__name__}: {first}{hint}")
 
 
-def _onnx(model, example, check, tmp, options, names, batched, metadata):
+# Each exporter writes the file at ``tmp`` and returns (a function running the file as its user would load it:
+# input -> named outputs, how it is run).
+
+
+def _onnx(model, example, tmp, options, names, batched, metadata):
     try:
         import onnx
         import onnxruntime as ort
@@ -445,9 +515,12 @@ def _onnx(model, example, check, tmp, options, names, batched, metadata):
     entry.key, entry.value = "npc", json.dumps({**metadata, "outputs": names}, sort_keys=True)
     onnx.save(proto, tmp)
     session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: check.numpy()})
-    out_names = [o.name for o in session.get_outputs()]
-    return list(zip(out_names, got)), f"onnxruntime {ort.__version__} (CPUExecutionProvider)"
+    feed, out_names = session.get_inputs()[0].name, [o.name for o in session.get_outputs()]
+
+    def run(x: torch.Tensor) -> list[tuple[str, Any]]:
+        return list(zip(out_names, session.run(None, {feed: x.numpy()})))
+
+    return run, f"onnxruntime {ort.__version__} (CPUExecutionProvider)"
 
 
 def _stamp_origins(proto, metadata: dict[str, Any]) -> None:
@@ -487,29 +560,35 @@ def _onnx_dynamo(flat, example, tmp, options, names):
     program.save(tmp, external_data=False)
 
 
-def _exported_program(model, example, check, tmp, options, names, batched, metadata):
+def _exported_program(model, example, tmp, options, names, batched, metadata):
     shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if options.dynamic_batch else None
     try:
         program = torch.export.export(model, (example,), dynamic_shapes=shapes)
     except Exception as exc:  # noqa: BLE001
         raise _failed("torch.export", exc, " (try --no-dynamic-batch)" if options.dynamic_batch else "") from None
     torch.export.save(program, tmp, extra_files={"npc.json": json.dumps(metadata, sort_keys=True)})
-    loaded = torch.export.load(tmp)
-    with torch.no_grad():
-        got = flatten_outputs(loaded.module()(check))
-    return got, "torch.export.load"
+    loaded = torch.export.load(tmp).module()
+    return _runner(loaded), "torch.export.load"
 
 
-def _fx(model, example, check, tmp, options, names, batched, metadata):
+def _fx(model, example, tmp, options, names, batched, metadata):
     try:
         graph_module = torch.fx.symbolic_trace(model)
     except Exception as exc:  # noqa: BLE001
         raise _failed("torch.fx.symbolic_trace", exc) from None
     torch.save(graph_module, tmp)
     loaded = torch.load(tmp, map_location="cpu", weights_only=False)  # our own file, just written
-    with torch.no_grad():
-        got = flatten_outputs(loaded.eval()(check))
-    return got, "torch.load of the saved GraphModule"
+    return _runner(loaded.eval()), "torch.load of the saved GraphModule"
+
+
+def _runner(module):
+    """A loaded torch module as an exporter's run function: input -> its flattened outputs."""
+
+    def run(x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        with torch.no_grad():
+            return flatten_outputs(module(x))
+
+    return run
 
 
 def export_path(
@@ -519,6 +598,38 @@ def export_path(
     *,
     weights: str | Path | None = None,
     num_classes: int | None = None,
+    data: str | Path | None = None,
 ) -> ExportReport:
-    """SPEC or model.py in, verified export out (what ``npc export`` runs)."""
-    return export_target(load_target(path), output, options, weights=weights, num_classes=num_classes)
+    """SPEC, model.py or run folder in, verified export out (what ``npc export`` runs): verified on the first
+    validation images of ``data`` (a YAML/JSON file with a data: section) or of a run folder's own data, else on a
+    random input."""
+    target = load_target(path)
+    images, note = _images_to_verify_on(Path(path), target, data, options)
+    report = export_target(target, output, options, weights=weights, num_classes=num_classes, images=images)
+    if note:
+        report.notes.append(note)
+    return report
+
+
+def _images_to_verify_on(path: Path, target, data: str | Path | None, options: ExportOptions):
+    """(images, "") from ``data`` or a run folder's data; (None, why) when a run's own data cannot serve.
+
+    Asked for with ``data``, an unreadable set or a size that disagrees with ``--input-size`` is an error; a run
+    folder's own data only falls back to random input, with a note (an export should not need the training set).
+    A spec's own data: section is not read: exporting a spec needs no data."""
+    if data is None and not (path / "resolved.yaml").is_file():
+        return None, ""
+    try:
+        config = data_config(path, target, data, use="to verify the export on")
+        bundle = build_deploy_data(config, ("valid",), why="npc export verifies on the first validation images")
+    except NpcError as exc:
+        if data is not None:
+            raise
+        return None, f"verified on a random input: the run's data does not read ({exc})"
+    side = image_side(bundle)
+    if options.input_size and tuple(options.input_size) != side:
+        if data is not None:
+            raise size_mismatch(options.input_size, bundle) from None
+        wanted = "x".join(map(str, options.input_size))
+        return None, f"verified on a random input: the run's images come at {side[0]}x{side[1]}, not at {wanted}"
+    return first_images(bundle, options.verify_images), ""

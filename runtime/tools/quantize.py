@@ -10,7 +10,8 @@ its accuracy holds.
    of each figure is reported in points. Above ``max_drop`` nothing is written and the figure is named.
 
 Where the data comes from: a run folder's ``resolved.yaml`` (the data it trained on), else ``--data``, else the
-spec's own ``data:`` section, else the task's built-in set.
+spec's own ``data:`` section, else the task's built-in set (``_deploy_data``, which plain exports share). The fp32
+file is verified on the first validation images.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ from typing import Any
 import torch
 
 from ..engine import METRICS
-from ..errors import UNUSABLE, RunError
+from ..errors import RunError
+from ._deploy_data import build_deploy_data, data_config, first_images, image_side, size_mismatch
 from .export import ExportOptions, export_target
 from .summary import LoadedTarget, load_target
 
 __all__ = ["QuantizeOptions", "QuantizeReport", "quantize_path"]
 
 DEFAULT_CALIBRATION = 256  # images; MinMax ranges settle within a few hundred (the whole split if smaller)
+USES = "int8 export calibrates on the training split and evaluates on the validation split"
 
 
 @dataclass
@@ -61,6 +64,7 @@ class QuantizeReport:
     max_drop: float | None
     seconds: float
     export_max_abs_diff: float  # fp32 ONNX vs eager torch
+    export_verified_on: str  # the images that difference was measured on
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -79,24 +83,20 @@ def quantize_path(
     """SPEC, run folder or zoo name in; a calibrated, evaluated int8 ONNX file out (or a RunError, no file)."""
     started = time.perf_counter()
     target = load_target(path)
-    config = _data_config(Path(path), target, options.data)
-    data = _build_data(config)
-    side = tuple(data.splits["valid"][0][0].shape[-2:])  # what calibration and evaluation feed the file
+    config = data_config(Path(path), target, options.data, use="to calibrate int8 on")
+    data = build_deploy_data(config, ("train", "valid"), why=USES)
+    side = image_side(data)  # what calibration and evaluation feed the file
     if export.input_size is None:  # without --input-size: export at the size the data is prepared at
         export = replace(export, input_size=side)
     elif tuple(export.input_size) != side:
-        raise RunError(
-            f"--input-size {' '.join(map(str, export.input_size))}: the calibration and evaluation data "
-            f"({data.description}) come at {side[0]}x{side[1]}; give --input-size {side[0]} {side[1]}, or --data "
-            "prepared at the size you want (its image_size)",
-            UNUSABLE,
-        )
+        raise size_mismatch(export.input_size, data)
     output = Path(output)
     with tempfile.TemporaryDirectory(prefix="npc-int8-") as folder:
         fp32 = Path(folder) / "model.fp32.onnx"
         if weights is None and num_classes is None:  # random weights (testing): as many classes as the data has
             num_classes = data.num_classes
-        exported = export_target(target, fp32, export, weights=weights, num_classes=num_classes)
+        images = first_images(data, export.verify_images)  # the fp32 file is verified on these
+        exported = export_target(target, fp32, export, weights=weights, num_classes=num_classes, images=images)
         notes = list(exported.notes)
         if exported.num_classes != data.num_classes:
             raise RunError(
@@ -110,6 +110,7 @@ def quantize_path(
         report = _measured(fp32, int8, data, target, options, output=output, task=config.spec.task)
         report.calibration_images = len(calibration)
         report.export_max_abs_diff = exported.max_abs_diff
+        report.export_verified_on = exported.verified_on
         report.notes = notes + [f"left in float: {', '.join(excluded)}"] * bool(excluded)
         _refuse_if_worse(report)
         _copy_atomic(int8, output)
@@ -137,37 +138,11 @@ def _measured(fp32: Path, int8: Path, data, target, options: QuantizeOptions, *,
         max_drop=options.max_drop,
         seconds=0.0,
         export_max_abs_diff=0.0,
+        export_verified_on="",
     )
 
 
 # --- data ----------------------------------------------------------------------------------------------------------
-
-
-def _data_config(path: Path, target: LoadedTarget, data_path: str | None):
-    """The RunConfig whose data section calibrates and evaluates: the run's resolved.yaml, else the spec's."""
-    from ...spec.run_config import load_run_config
-
-    spec = path / "resolved.yaml" if path.is_dir() else Path(target.path)
-    if spec.suffix == ".py":
-        raise RunError(
-            f"{path}: a compiled model.py records no task or data, so there is nothing to calibrate int8 on; "
-            "give the spec or an npc train run folder (and --data)",
-            UNUSABLE,
-        )
-    return load_run_config(spec, data_path=data_path)
-
-
-def _build_data(config):
-    from ..data import build_data
-
-    data = build_data(config.data, ("train", "valid"), task=config.spec.task)
-    for split in ("train", "valid"):
-        if split not in data.splits or len(data.splits[split]) == 0:
-            raise RunError(
-                f"{data.description}: has no {split} images; int8 export calibrates on the training split and "
-                "evaluates on the validation split",
-            )
-    return data
 
 
 def _calibration_images(data, count: int, seed: int) -> list[torch.Tensor]:

@@ -54,9 +54,10 @@ def test_int8_export_reports_both_accuracies_and_is_byte_identical(capsys, run, 
     assert report["fp32"]["top1"] > 0.5, "the tiny model learnt the digits"
     assert report["drop"]["top1"] == pytest.approx(100 * (report["fp32"]["top1"] - report["int8"]["top1"]), abs=1e-3)
     assert report["drop"]["top1"] <= 1.0 and report["bytes"] < report["fp32_bytes"]
+    assert report["export_verified_on"].startswith("4 validation images from digits")  # the fp32 file, vs eager
     code, out, err = run_cli(capsys, "export", run, "--quantize", "int8", "-o", second, "--calibration", "64")
     assert code == 0, err
-    assert "top1" in out and "drop" in out
+    assert "top1" in out and "drop" in out and "fp32 file verified on 4 validation images" in out
     assert first.read_bytes() == second.read_bytes()
 
     from npc.runtime.tools.onnx_model import read_npc_metadata

@@ -81,7 +81,7 @@ def test_the_six_files_train_with_one_command_and_the_peers_semantics(capsys, pe
     samples = json.loads((run / "samples" / "predictions.json").read_text())
     assert len(samples) == 3 and all(s["label"] in ("a", "b") and s["true_label"] in ("a", "b") for s in samples)
     assert len(list((run / "samples" / "inputs").glob("*.png"))) == 3
-    assert (run / "best.onnx").is_file() and "logging.onnx_export_opset: " in out and "64x64 input" in out
+    assert (run / "best.onnx").is_file() and "logging.onnx_export_opset: " in out and "1×3×64×64" in out
 
 
 def test_the_last_partial_batch_is_dropped(monkeypatch, peer_run, tmp_path, tiny_model_py):
