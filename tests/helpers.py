@@ -13,6 +13,15 @@ REPO = Path(__file__).resolve().parents[1]
 ZOO_SPECS = sorted((REPO / "zoo").glob("*.yaml"))
 # What the peer builds for each of them (parameters, state_dict keys and shapes, outputs): see its "about".
 ZOO_FACTS = REPO / "tests" / "data" / "zoo_facts.json"
+# Two one-block resnet stages of 8 channels, as a spec's architecture entry: the backbone of the small task specs.
+TINY_RESNET_BACKBONE = """\
+    backbone:
+      name: resnet
+      params: {block_type: basicblock, norm_type: batch_norm, return_stage_idx: [0, 1]}
+      stage_params:
+        - {channels: 8, num_blocks: 1}
+        - {channels: 8, num_blocks: 1}
+"""
 # Two mobilenetv3 stages (stride 8) and a narrow rtmcc head on 32x24 inputs: a 4x3 map per keypoint (fast on CPU).
 TINY_POSE_MODEL = """\
 model:

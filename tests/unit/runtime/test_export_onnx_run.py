@@ -7,21 +7,13 @@ import json
 import pytest
 import torch
 
-from helpers import run_cli, shape_png
+from helpers import TINY_RESNET_BACKBONE, run_cli, shape_png
 
 pytest.importorskip("onnxruntime")
 
 from npc.runtime.tools.export import flatten_outputs, inference_outputs, output_skeleton  # noqa: E402
 from npc.runtime.tools.onnx_model import _rebuild, read_npc_metadata  # noqa: E402
 
-BACKBONE = """\
-    backbone:
-      name: resnet
-      params: {block_type: basicblock, norm_type: batch_norm, return_stage_idx: [0, 1]}
-      stage_params:
-        - {channels: 8, num_blocks: 1}
-        - {channels: 8, num_blocks: 1}
-"""
 HEADS = {
     "classification": "    head:\n      name: fc\n      params: {num_layers: 1}\n",
     "segmentation": "    head:\n      name: all_mlp_decoder\n      params: {intermediate_channels: 8}\n",
@@ -46,7 +38,8 @@ def runs(tmp_path_factory):
     out = {}
     for task, head in HEADS.items():
         spec = folder / f"{task}.yaml"
-        spec.write_text(f"model:\n  task: {task}\n  name: tiny_{task}\n  architecture:\n{BACKBONE}{head}{TRAINING}")
+        header = f"model:\n  task: {task}\n  name: tiny_{task}\n  architecture:\n"
+        spec.write_text(header + TINY_RESNET_BACKBONE + head + TRAINING)
         spec.write_text(spec.read_text() + DATA[task])
         run = folder / f"run-{task}"
         assert main(["train", str(spec), "--out", str(run), "--no-tensorboard"]) == 0

@@ -7,16 +7,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from helpers import REPO, run_cli, shape_png, train_metric_curve
+from helpers import REPO, TINY_RESNET_BACKBONE, run_cli, shape_png, train_metric_curve
 
-BACKBONE = """\
-    backbone:
-      name: resnet
-      params: {block_type: basicblock, norm_type: batch_norm, return_stage_idx: [0, 1]}
-      stage_params:
-        - {channels: 8, num_blocks: 1}
-        - {channels: 8, num_blocks: 1}
-"""
 HEADS = {
     "segmentation": """\
     head:
@@ -58,7 +50,7 @@ def _spec(tmp_path, task, data=SHAPES):
     model_task = "detection" if task == "retinanet" else task
     text = (
         f"model:\n  task: {model_task}\n  name: tiny_{task}\n  architecture:\n"
-        + BACKBONE
+        + TINY_RESNET_BACKBONE
         + HEADS[task]
         + TRAINING
         + data

@@ -12,23 +12,22 @@ import importlib.util
 
 import torch
 
+from helpers import TINY_RESNET_BACKBONE
 from npc.runtime.checkpoint import load_weights
 from npc.runtime.engine import trainer
 from npc.runtime.engine.optim import build_optimizer
 from npc.runtime.losses.build import build_loss
 from npc.spec.run_config import load_run_config
 
-SPEC = """\
+SPEC = (
+    """\
 model:
   task: detection
   name: tiny_yolox
   architecture:
-    backbone:
-      name: resnet
-      params: {block_type: basicblock, norm_type: batch_norm, return_stage_idx: [0, 1]}
-      stage_params:
-        - {channels: 8, num_blocks: 1}
-        - {channels: 8, num_blocks: 1}
+"""
+    + TINY_RESNET_BACKBONE
+    + """\
     neck: {name: fpn, params: {num_outs: 2}}
     head: {name: anchor_free_decoupled_head}
   losses: [{criterion: yolox_loss, l1_activate_epoch: 2}]
@@ -43,10 +42,11 @@ augmentation:
   train:
     - {name: randomhorizontalflip, p: 0.5}
 """
+)
 
 
 def _record(monkeypatch):
-    """Each training step's batch, learning rate and epoch; the weights before the first step."""
+    """Each training step's batch and learning rate; the weights before the first step."""
     seen = {"steps": [], "initial": None}
     forward = trainer._forward
 
