@@ -3,6 +3,8 @@ made in the runtime itself, and leaves this file): ``bench/train_e2e.py --varian
 
 - ``valid_memory``: the validation split decoded once into memory (a TensorDataset-like list) and loaded with no
   workers.
+- ``sync_checkpoints``: the checkpoint files written in the training thread, as before 2026-12-02 (4th session),
+  instead of by ``BackgroundWriter`` while the next epoch trains: what the background writer saves.
 
 Made in the runtime since (2026-12-02): ``persistent`` (DataLoader workers live as long as the run) and
 ``channels_last`` (now ``training.channels_last``, which ``--variant channels_last`` sets in npc's training file).
@@ -49,5 +51,14 @@ def _valid_memory() -> None:
     _train.DataLoader = loader
 
 
+def _sync_checkpoints() -> None:
+    from npc.runtime.checkpoint import BackgroundWriter
+
+    def submit(self, write, *args):
+        write(*args)
+
+    BackgroundWriter.submit = submit
+
+
 for fix in sorted(FIXES):
-    {"valid_memory": _valid_memory}[fix]()
+    {"valid_memory": _valid_memory, "sync_checkpoints": _sync_checkpoints}[fix]()

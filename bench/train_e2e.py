@@ -45,7 +45,11 @@ CANDIDATES = Path(__file__).with_name("_train_e2e_candidates.py")
 PEER_FIXES = Path(__file__).with_name("_train_e2e_peer_fixes.py")
 FILES = ("model", "data", "augmentation", "training", "logging", "environment")
 # npc's speed options a variant can name: the lines added to its training file
-OPTIONS = {"channels_last": "  channels_last: true\n", "bf16": "  mixed_precision: bfloat16\n"}
+OPTIONS = {
+    "channels_last": "  channels_last: true\n",
+    "bf16": "  mixed_precision: bfloat16\n",
+    "loop_optimizer": "  fused_optimizer: false\n",  # torch's per-tensor optimizer loop, as npc before 2026-12-02 (4th)
+}
 METRIC = {"classification": "top1", "detection": "map50", "segmentation": "miou", "pose_estimation": "pck"}
 
 
@@ -357,8 +361,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FIX[,FIX]",
-        help="also run npc with these options (channels_last, bf16) or bench/_train_e2e_candidates.py fixes, in "
-        "the same rounds",
+        help="also run npc with these options (channels_last, bf16, loop_optimizer) or bench/_train_e2e_candidates.py "
+        "fixes, in the same rounds",
     )
     parser.add_argument("--npc-env", action="append", default=[], metavar="KEY=VALUE", help="extra env for npc")
     parser.add_argument("--npc-preload", help="a Python file the npc child runs first (candidate-fix experiments)")

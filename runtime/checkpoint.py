@@ -15,6 +15,7 @@ import os
 import random
 import re
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from .._atomic import AtomicWriteError, write_atomic
 from .errors import UNUSABLE, CheckpointError
 
 __all__ = [
+    "BackgroundWriter",
     "LoadReport",
     "WriteError",
     "apply_weights",
@@ -262,6 +264,58 @@ def _listed(keys: list[str]) -> str:
     return (
         shown + (f", … {len(keys) - MAX_LISTED_KEYS} more" if len(keys) > MAX_LISTED_KEYS else "") if keys else "none"
     )
+
+
+# --- writing while training goes on ----------------------------------------------------------------------------
+
+
+class BackgroundWriter:
+    """Checkpoint writes run one after another on a thread of their own, so the next epoch trains while the files
+    reach the disk (each is an atomic write with an fsync: tens of milliseconds apiece, mostly waiting for the disk).
+
+    What a run relies on still holds: the writes happen in the order they were submitted (best, last, then
+    ``training_state.pt``, so the state never points at weights that are not on disk); once one fails, everything
+    submitted after it is dropped, leaving those files as they were; and the failure is raised in the training
+    thread by the next :meth:`submit` or :meth:`wait`. Whatever is submitted must not change afterwards: the
+    caller hands over copies of the live tensors. A context manager: leaving it waits for the queued writes.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npc-checkpoint")
+        self._pending: list[Future] = []
+        self._failure: BaseException | None = None  # only the writer thread sets it
+        self._reported = False
+
+    def submit(self, write: Callable[..., None], *args: Any) -> None:
+        self._raise_failure()
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(self._pool.submit(self._run, write, args))
+
+    def wait(self) -> None:
+        """Block until every submitted write has finished; raise the first failure, if any."""
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+        self._raise_failure()
+
+    def _run(self, write: Callable[..., None], args: tuple) -> None:
+        if self._failure is not None:  # an earlier file failed: a later one must not claim more than is saved
+            return
+        try:
+            write(*args)
+        except BaseException as exc:  # handed to the training thread, which raises it
+            self._failure = exc
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None and not self._reported:  # raised once; later writes stay dropped
+            self._reported = True
+            raise self._failure
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True)  # an error already on its way out wins over a write failure
 
 
 # --- training state ----------------------------------------------------------------------------------------------

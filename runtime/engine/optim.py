@@ -77,37 +77,50 @@ def param_groups(model: nn.Module, config: dict[str, Any]) -> list[dict[str, Any
     return groups
 
 
-def build_optimizer(model: nn.Module, config: dict[str, Any]) -> torch.optim.Optimizer:
-    """The named torch optimizer with the peer's arguments over :func:`param_groups`."""
+# torch's fused kernels (one pass over all parameters per step) exist for these; the rest get the multi-tensor
+# ("foreach") loop. On a CPU torch defaults to a Python loop over each tensor: resnet18's AdamW step takes ~10x
+# longer that way (docs/benchmarks.md). Same update rule either way; only float rounding differs.
+FUSED = frozenset({"adam", "adamw", "sgd", "adagrad"})
+
+
+def build_optimizer(model: nn.Module, config: dict[str, Any], *, fused: bool = True) -> torch.optim.Optimizer:
+    """The named torch optimizer with the peer's arguments over :func:`param_groups`; ``fused``
+    (``training.fused_optimizer``): torch's fused or multi-tensor implementation instead of its per-tensor loop."""
     groups = param_groups(model, config)
+    cls, kwargs = _optimizer_class(config)
+    if not fused:
+        return cls(groups, **kwargs)
+    if config["name"] in FUSED:
+        try:
+            return cls(groups, **kwargs, fused=True)
+        except RuntimeError:  # parameters on a device torch has no fused kernel for: the multi-tensor loop
+            pass
+    return cls(groups, **kwargs, foreach=True)
+
+
+def _optimizer_class(config: dict[str, Any]) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
     lr, decay = config["lr"], config.get("weight_decay", 0.0) or 0.0
     name = config["name"]
     if name == "sgd":
-        return torch.optim.SGD(
-            groups,
-            lr=lr,
-            momentum=config.get("momentum", 0.0),
-            weight_decay=decay,
-            nesterov=bool(config.get("nesterov", False)),
-        )
+        momentum, nesterov = config.get("momentum", 0.0), bool(config.get("nesterov", False))
+        return torch.optim.SGD, {"lr": lr, "momentum": momentum, "weight_decay": decay, "nesterov": nesterov}
     if name == "adadelta":
-        return torch.optim.Adadelta(groups, lr=lr, rho=config.get("rho", 0.9), weight_decay=decay)
+        return torch.optim.Adadelta, {"lr": lr, "rho": config.get("rho", 0.9), "weight_decay": decay}
     if name == "adagrad":
-        return torch.optim.Adagrad(groups, lr=lr, lr_decay=config.get("lr_decay", 0.0), weight_decay=decay)
+        return torch.optim.Adagrad, {"lr": lr, "lr_decay": config.get("lr_decay", 0.0), "weight_decay": decay}
     if name == "rmsprop":
-        return torch.optim.RMSprop(
-            groups,
-            lr=lr,
-            alpha=config.get("alpha", 0.99),
-            momentum=config.get("momentum", 0.0),
-            eps=config.get("eps", 1e-8),
-            weight_decay=decay,
-        )
+        return torch.optim.RMSprop, {
+            "lr": lr,
+            "alpha": config.get("alpha", 0.99),
+            "momentum": config.get("momentum", 0.0),
+            "eps": config.get("eps", 1e-8),
+            "weight_decay": decay,
+        }
     betas = tuple(config.get("betas", (0.9, 0.999)))
     if name == "adamax":
-        return torch.optim.Adamax(groups, lr=lr, betas=betas, weight_decay=decay)
+        return torch.optim.Adamax, {"lr": lr, "betas": betas, "weight_decay": decay}
     cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-    return cls(groups, lr=lr, betas=betas, eps=config.get("eps", 1e-8), weight_decay=decay)
+    return cls, {"lr": lr, "betas": betas, "eps": config.get("eps", 1e-8), "weight_decay": decay}
 
 
 # --- learning-rate schedule ----------------------------------------------------------------------------------
@@ -279,11 +292,16 @@ class ModelEMA:
         self.updates += 1
         d = self.decay()
         source = model.state_dict()
+        floats, their_floats = [], []
         for key, value in self.module.state_dict().items():
             if value.dtype.is_floating_point:
-                value.mul_(d).add_(source[key].detach(), alpha=1.0 - d)
+                floats.append(value)
+                their_floats.append(source[key].detach())
             else:
                 value.copy_(source[key])
+        if floats:  # the same two element-wise ops per tensor as value.mul_(d).add_(x, alpha=1 - d), in one call each
+            torch._foreach_mul_(floats, d)
+            torch._foreach_add_(floats, their_floats, alpha=1.0 - d)
 
     def state_dict(self) -> dict[str, Any]:
         return {"module": self.module.state_dict(), "updates": self.updates}

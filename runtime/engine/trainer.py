@@ -18,6 +18,7 @@ equal a single-process run's) and writes the run folder; the other processes wai
 
 from __future__ import annotations
 
+import copy
 import datetime
 import io
 import math
@@ -45,6 +46,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from ... import __version__
 from ...spec.run_config import RunConfig
 from ..checkpoint import (
+    BackgroundWriter,
     atomic_write_text,
     capture_rng,
     load_training_state,
@@ -190,7 +192,7 @@ def _train(
     postprocessor, post_notes = detection_postprocessor(module, config.spec.task)
     parts.notes += post_notes
     try:
-        optimizer = build_optimizer(net, config.training["optimizer"])
+        optimizer = build_optimizer(net, config.training["optimizer"], fused=config.training["fused_optimizer"])
     except ValueError as exc:
         raise RunError(f"{config.spec_path}: {exc} (is everything frozen?)") from None
     scheduler = build_scheduler(optimizer, config.training, config.training["epochs"])
@@ -226,6 +228,7 @@ def _train(
         steps_per_epoch=loaders.steps_per_epoch,
         stops=stops,
         clock=CheckpointClock(config.training.get("checkpoint_every")),
+        writer=held.enter_context(BackgroundWriter()),  # left (its writes finished) however the run ends
         metadata=_weights_metadata(config, parts.data),
         resume_hint=_resume_hint(config, options, Path(options.out_dir)),
         best_metric=best.metric,
@@ -653,6 +656,7 @@ class _Run:
     steps_per_epoch: int
     stops: StopSignals
     clock: CheckpointClock
+    writer: BackgroundWriter  # checkpoint files reach the disk while the next steps train
     metadata: dict[str, Any]
     resume_hint: str
     best_metric: float | None
@@ -688,6 +692,7 @@ def _loop(run: _Run, progress: _Progress, stop_after: int | None) -> None:
             _stop(run, progress, save=False)
         _train_one_epoch(run, progress)
         _end_epoch(run, progress)
+    run.writer.wait()  # the files are on disk before the summary names them (and an export reads them)
     if _agreed_stop(run):  # a signal during the last evaluation or save: that save completed, nothing is lost
         _stop(run, progress, save=False)
 
@@ -887,16 +892,17 @@ def _save_epoch(run: _Run, progress: _Progress, eval_model: nn.Module, value: An
             f"the weights became non-finite in epoch {progress.epoch} ({len(bad)} tensor(s), e.g. {bad[0]}); "
             f"best and last were not written; last good checkpoint: {run.last_good}"
         )
+    weights = {name: tensor.detach().clone() for name, tensor in weights.items()}  # the next steps change them
     meta = {**run.metadata, "epoch": progress.epoch, f"valid_{PRIMARY[run.config.spec.task]}": value}
     if improved:
-        save_weights(run.run_dir / "best.safetensors", weights, meta)
+        run.writer.submit(save_weights, run.run_dir / "best.safetensors", weights, meta)
     options = run.config.logging["model_save_options"]
     every = options["save_checkpoint_epoch"]  # NetsPresso's epoch_N checkpoints, unless save_best_only
     if not options["save_best_only"] and (
         progress.epoch % every == 1 % every or progress.epoch == run.training["epochs"]
     ):
-        save_weights(run.run_dir / f"epoch_{progress.epoch}.safetensors", weights, meta)
-    save_weights(run.run_dir / "last.safetensors", weights, meta)
+        run.writer.submit(save_weights, run.run_dir / f"epoch_{progress.epoch}.safetensors", weights, meta)
+    run.writer.submit(save_weights, run.run_dir / "last.safetensors", weights, meta)
     run.reporter.end_epoch(run.last_row, improved)
     if run.data.bad_samples is not None and run.data.bad_samples.policy == "skip":
         write_bad_samples(run.run_dir / "bad_samples.json", run.data.bad_samples)  # with mid-epoch drops
@@ -904,10 +910,10 @@ def _save_epoch(run: _Run, progress: _Progress, eval_model: nn.Module, value: An
         _save_state(run, progress)
 
 
-def _save_state(run: _Run, progress: _Progress) -> None:
-    """``training_state.pt`` at ``progress``: at an epoch's end, or mid-epoch (checkpoint_every, a stop signal)."""
-    save_training_state(
-        run.state_path,
+def _save_state(run: _Run, progress: _Progress, *, wait: bool = False) -> None:
+    """``training_state.pt`` at ``progress``: at an epoch's end, or mid-epoch (checkpoint_every, a stop signal).
+    Written in the background after what was submitted before it, unless ``wait``."""
+    state = copy.deepcopy(  # a copy: the next steps change the weights and the optimizer's tensors in place
         {
             "format": STATE_FORMAT,
             "version": 2,  # 2: "progress" (the position within an epoch) was added
@@ -929,8 +935,16 @@ def _save_state(run: _Run, progress: _Progress) -> None:
             "rng": capture_rng(),  # rank 0's; every rank seeds and draws alike, so one stands for all
         },
     )
+    where = f"{run.state_path} ({progress.where()})"
+
+    def write() -> None:
+        save_training_state(run.state_path, state)
+        run.last_good = where
+
+    run.writer.submit(write)
     run.clock.saved()
-    run.last_good = f"{run.state_path} ({progress.where()})"
+    if wait:
+        run.writer.wait()
 
 
 def _agreed_stop(run: _Run) -> bool:
@@ -941,7 +955,8 @@ def _stop(run: _Run, progress: _Progress, *, save: bool) -> None:
     """Save where the run stands (rank 0; after the step every process agreed on), then raise Interrupted."""
     if save and run.place.is_main:
         run.console.print(f"npc train: {run.stops.name}: saving the training state ...", highlight=False)
-        _save_state(run, progress)
+        _save_state(run, progress, wait=True)
+    run.writer.wait()  # what was queued before the signal is on disk before the message says so
     wait(run.place)  # no process leaves before rank 0's state is on disk
     if not save and progress.epoch == 0 and progress.step == 0:
         raise Interrupted(f"stopped by {run.stops.name} before the first step: nothing to resume", run.stops.signal)

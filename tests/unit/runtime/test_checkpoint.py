@@ -3,6 +3,8 @@
 import collections
 import importlib.util
 import random
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import torch
 from npc.cli.exits import exit_code_for
 from npc.runtime import checkpoint as _checkpoint
 from npc.runtime.checkpoint import (
+    BackgroundWriter,
     apply_weights,
     capture_rng,
     load_training_state,
@@ -197,3 +200,32 @@ def test_truncated_checkpoints_are_refused_by_name_and_good_files_survive(capsys
     cut.write_bytes(weights["last.safetensors"][: len(weights["last.safetensors"]) // 2])
     with pytest.raises(CheckpointError, match="cut.safetensors: not a readable safetensors file"):
         load_weights(cut)
+
+
+def test_background_writes_keep_their_order_and_a_failure_drops_what_follows(tmp_path):
+    """The trainer's checkpoint writer: files land in the order submitted; after a failed one, nothing later is
+    written (a training state must not point at weights that are not on disk) and the training thread gets the
+    error at its next submit, once."""
+    written, gate = [], threading.Event()
+
+    def write(name, slow=False):
+        if slow:
+            gate.wait(5)
+        if name == "bad":
+            raise OSError(28, "No space left on device")
+        written.append(name)
+
+    with BackgroundWriter() as writer:
+        writer.submit(write, "best", True)  # blocks the thread until the gate opens: the rest queue behind it
+        writer.submit(write, "last")
+        assert written == []  # submit returns at once
+        gate.set()
+        writer.wait()
+        assert written == ["best", "last"]
+        writer.submit(write, "bad")
+        writer.submit(write, "state")
+        time.sleep(0.2)
+        with pytest.raises(OSError, match="No space left"):
+            writer.submit(write, "more")
+        writer.wait()  # reported once
+    assert written == ["best", "last"]

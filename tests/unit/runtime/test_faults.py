@@ -8,6 +8,8 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
+import time
 import warnings
 
 import pytest
@@ -114,7 +116,10 @@ def test_more_signals_during_the_save_are_ignored_and_the_state_is_whole(
 
     def save_under_fire(obj, f, *args, **kwargs):  # two more SIGTERMs and a SIGINT land while the state is written
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
-            os.kill(os.getpid(), signum)
+            # to the main thread, which handles signals (the state is written on a thread of its own), one at a
+            # time: a signal that arrives while another of its kind is pending is one signal to the process
+            signal.pthread_kill(threading.main_thread().ident, signum)
+            time.sleep(0.05)
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save_under_fire)

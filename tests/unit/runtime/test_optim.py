@@ -82,3 +82,56 @@ def test_ema_follows_the_decay():
     exp = ModelEMA(model, {"name": "exp_decay", "decay": 0.9, "beta": 1.0})
     exp.updates = 0
     assert exp.decay() == 0.0  # starts by copying, converges to `decay`
+
+
+def _net() -> torch.nn.Module:
+    # no bias before the BatchNorm: its true gradient is 0, so Adam would scale rounding noise up to +-lr
+    torch.manual_seed(0)
+    layers = [torch.nn.Conv2d(3, 4, 3, bias=False), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.Linear(16, 2)]
+    return torch.nn.Sequential(*layers)
+
+
+def _steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, count: int, seed: int = 1) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(count):
+        optimizer.zero_grad(set_to_none=True)
+        model(torch.randn(2, 3, 4, 4, generator=generator)).square().mean().backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam", "sgd", "adagrad", "adadelta", "rmsprop", "adamax"])
+def test_fused_optimizer_is_the_same_update_rule_as_torchs_per_tensor_loop(name):
+    """training.fused_optimizer (the default) swaps torch's per-tensor loop for its fused or multi-tensor kernel:
+    the weights after a few steps agree to float rounding, and a state saved by one resumes in the other."""
+    config = {"name": name, "lr": 0.01, "weight_decay": 0.01, "momentum": 0.9}
+    fast_model, loop_model = _net(), _net()
+    fast = build_optimizer(fast_model, config)
+    loop = build_optimizer(loop_model, config, fused=False)
+    assert (fast.defaults.get("fused") or fast.defaults.get("foreach")) and not loop.defaults.get("fused")
+    assert not loop.defaults.get("foreach")  # false: torch's own default on a CPU, what NetsPresso runs
+    _steps(fast_model, fast, 3)
+    _steps(loop_model, loop, 3)
+    for a, b in zip(fast_model.parameters(), loop_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    resumed = build_optimizer(loop_model, config, fused=False)
+    resumed.load_state_dict(fast.state_dict())  # the fused run's state, in the per-tensor loop
+    before = [p.detach().clone() for p in loop_model.parameters()]
+    _steps(loop_model, resumed, 1, seed=2)
+    assert any(not torch.equal(p, q) for p, q in zip(before, loop_model.parameters()))
+
+
+def test_ema_update_is_the_per_tensor_formula_to_the_bit():
+    model = _net()
+    ema = ModelEMA(model, {"name": "constant_decay", "decay": 0.99})
+    expected = {k: v.clone() for k, v in ema.module.state_dict().items()}
+    optimizer = build_optimizer(model, {"name": "sgd", "lr": 0.1})
+    for _ in range(5):
+        _steps(model, optimizer, 1)
+        ema.update(model)
+        for key, value in model.state_dict().items():
+            if value.dtype.is_floating_point:
+                expected[key].mul_(0.99).add_(value, alpha=1 - 0.99)
+            else:
+                expected[key].copy_(value)
+    for key, value in ema.module.state_dict().items():
+        assert torch.equal(value, expected[key]), key
