@@ -194,9 +194,9 @@ TRAINING_SCHEMA: dict[str, Any] = {
         ),
         "fused_optimizer": _doc(
             {"type": "boolean"},
-            "step the optimizer with torch's fused kernel (adam, adamw, sgd, adagrad) or its multi-tensor loop (the "
-            "others) instead of its per-tensor Python loop: the same update rule, float rounding aside, and a "
-            "resnet18 AdamW step ~10x faster on a CPU (docs/benchmarks.md); default true",
+            "step adam, adamw, sgd and adagrad with torch's fused kernel instead of its per-tensor Python loop: the "
+            "same update rule, float rounding aside, and a resnet18 AdamW step ~10x faster on a CPU "
+            "(docs/benchmarks.md); the other optimizers have no fused kernel; default true",
         ),
         "sync_bn": _doc(
             {"type": "boolean"},

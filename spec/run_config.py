@@ -72,7 +72,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "sync_bn": False,  # under torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)
     "mixed_precision": False,  # true: float16 autocast + GradScaler on CUDA (bfloat16 on CPU); or name the dtype
     "channels_last": False,  # the model in NHWC memory format (a speed option: docs/benchmarks.md)
-    "fused_optimizer": True,  # torch's fused (else multi-tensor) optimizer step, not its per-tensor loop
+    "fused_optimizer": True,  # torch's fused optimizer step where it has one, not its per-tensor loop
     "checkpoint_every": None,  # {steps: N, minutes: M}: mid-epoch training states too; None: at epoch ends only
     "on_nonfinite": "stop",  # a NaN/inf loss stops the run; "skip" leaves the step out (counted)
     "max_consecutive_nonfinite": 10,  # under "skip": this many non-finite steps in a row stop the run anyway

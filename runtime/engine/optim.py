@@ -77,25 +77,23 @@ def param_groups(model: nn.Module, config: dict[str, Any]) -> list[dict[str, Any
     return groups
 
 
-# torch's fused kernels (one pass over all parameters per step) exist for these; the rest get the multi-tensor
-# ("foreach") loop. On a CPU torch defaults to a Python loop over each tensor: resnet18's AdamW step takes ~10x
-# longer that way (docs/benchmarks.md). Same update rule either way; only float rounding differs.
+# torch's fused kernels (one pass over all parameters per step) exist for these. On a CPU torch otherwise loops over
+# the parameter tensors in Python: resnet18's AdamW step takes ~10x longer that way (docs/benchmarks.md). The
+# multi-tensor ("foreach") loop is no help there: slower than the plain loop on yolox-nano, so the rest keep it.
 FUSED = frozenset({"adam", "adamw", "sgd", "adagrad"})
 
 
 def build_optimizer(model: nn.Module, config: dict[str, Any], *, fused: bool = True) -> torch.optim.Optimizer:
     """The named torch optimizer with the peer's arguments over :func:`param_groups`; ``fused``
-    (``training.fused_optimizer``): torch's fused or multi-tensor implementation instead of its per-tensor loop."""
+    (``training.fused_optimizer``): torch's fused implementation where it has one, instead of its per-tensor loop."""
     groups = param_groups(model, config)
     cls, kwargs = _optimizer_class(config)
-    if not fused:
-        return cls(groups, **kwargs)
-    if config["name"] in FUSED:
+    if fused and config["name"] in FUSED:
         try:
             return cls(groups, **kwargs, fused=True)
-        except RuntimeError:  # parameters on a device torch has no fused kernel for: the multi-tensor loop
+        except RuntimeError:  # parameters on a device torch has no fused kernel for: its default implementation
             pass
-    return cls(groups, **kwargs, foreach=True)
+    return cls(groups, **kwargs)
 
 
 def _optimizer_class(config: dict[str, Any]) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
