@@ -140,11 +140,11 @@ class YOLOXLoss(nn.Module):
 
         l1_sum = boxes.new_zeros(())
 
-        def box_term(b: int, fg: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        def box_term(fg: torch.Tensor, cells: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
             nonlocal l1_sum
             if use_l1:  # the L1 term is unweighted, so it is summed apart from the IoU term
-                l1_sum = l1_sum + F.l1_loss(raw_all[b, fg, :4], l1_target(gt, grid[fg], stride[fg]), reduction="sum")
-            return (1 - box_iou_aligned(boxes[b, fg], gt) ** 2).sum()
+                l1_sum = F.l1_loss(raw_all[fg][:, :4], l1_target(gt, grid[cells], stride[cells]), reduction="sum")
+            return (1 - box_iou_aligned(boxes[fg], gt) ** 2).sum()
 
         box_sum, obj_sum, cls_sum, count = simota_sums(targets, boxes, objectness, class_logits, grid, stride, box_term)
         return (BOX_WEIGHT * box_sum + obj_sum + cls_sum + l1_sum) / count
@@ -157,35 +157,42 @@ def simota_sums(
     class_logits: torch.Tensor,
     grid: torch.Tensor,
     stride: torch.Tensor,
-    box_term: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
+    box_term: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """The SimOTA-assigned loss sums shared by yolox_loss and yolofastest_loss: (box, objectness, class, count).
 
-    Per image, SimOTA picks the foreground cells and their boxes; ``box_term(image, fg, matched_gt)`` gives the box
-    loss summed over them. Objectness is BCE over every cell (1 on foreground), class BCE is against IoU-scaled
-    one-hot targets; ``count`` is the number of foreground cells (at least 1), which the caller divides by.
+    Per image, SimOTA picks the foreground cells and their boxes (no gradient). The loss terms then run once over
+    the whole batch, as the peer's per-image sums add up to (a handful of ops for autograd instead of a dozen per
+    image): ``box_term(fg, cells, matched_gt)`` gets the (B, N) foreground mask, each foreground cell's index and its
+    box, in the mask's row-major order, and gives the box loss summed over them. Objectness is BCE over every cell (1
+    on foreground), class BCE is against IoU-scaled one-hot targets; ``count`` is the number of foreground cells (at
+    least 1), which the caller divides by.
     """
-    box_sum = boxes.new_zeros(())
-    cls_sum = boxes.new_zeros(())
-    obj_targets = torch.zeros_like(objectness)
-    foreground_total = 0
-    for b, target in enumerate(targets):
-        gt = target["boxes"].to(boxes)
-        if len(gt) == 0:
-            continue
-        with torch.no_grad():
+    fg_all = torch.zeros(objectness.shape, dtype=torch.bool, device=boxes.device)
+    matched_gt, matched_labels, matched_ious = [], [], []
+    with torch.no_grad():
+        for b, target in enumerate(targets):
+            gt = target["boxes"].to(boxes)
+            if len(gt) == 0:
+                continue
             fg, matched, matched_iou = simota(
                 gt, target["labels"], boxes[b], objectness[b], class_logits[b], grid, stride
             )
-        if not fg.any():
-            continue
-        foreground_total += int(fg.sum())
-        obj_targets[b, fg] = 1.0
-        box_sum = box_sum + box_term(b, fg, gt[matched])
-        wanted = F.one_hot(target["labels"][matched].long(), class_logits.shape[-1]).to(boxes) * matched_iou[:, None]
-        cls_sum = cls_sum + F.binary_cross_entropy_with_logits(class_logits[b, fg], wanted, reduction="sum")
-    obj_sum = F.binary_cross_entropy_with_logits(objectness, obj_targets, reduction="sum")
-    return box_sum, obj_sum, cls_sum, max(1, foreground_total)
+            if not fg.any():
+                continue
+            fg_all[b] = fg
+            matched_gt.append(gt[matched])
+            matched_labels.append(target["labels"].to(boxes.device)[matched].long())
+            matched_ious.append(matched_iou)
+    obj_sum = F.binary_cross_entropy_with_logits(objectness, fg_all.to(objectness.dtype), reduction="sum")
+    if not matched_gt:
+        zero = boxes.new_zeros(())
+        return zero, obj_sum, zero, 1
+    cells = fg_all.nonzero()[:, 1]
+    box_sum = box_term(fg_all, cells, torch.cat(matched_gt))
+    wanted = F.one_hot(torch.cat(matched_labels), class_logits.shape[-1]).to(boxes) * torch.cat(matched_ious)[:, None]
+    cls_sum = F.binary_cross_entropy_with_logits(class_logits[fg_all], wanted, reduction="sum")
+    return box_sum, obj_sum, cls_sum, len(cells)
 
 
 def box_iou_aligned(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -203,8 +203,8 @@ class YOLOFastestLoss(nn.Module):
         boxes = torch.cat([centres - wh / 2, centres + wh / 2], dim=-1)  # (B, N, 4) x1 y1 x2 y2
         objectness, class_logits = raw_all[..., 4], raw_all[..., 5:]
 
-        def box_term(b: int, fg: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-            return (1 - giou(boxes[b, fg], gt).clamp(-1, 1)).sum()
+        def box_term(fg: torch.Tensor, cells: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+            return (1 - giou(boxes[fg], gt).clamp(-1, 1)).sum()
 
         box_sum, obj_sum, cls_sum, count = simota_sums(targets, boxes, objectness, class_logits, grid, stride, box_term)
         return (BOX_WEIGHT * box_sum + obj_sum + cls_sum) / count
