@@ -276,7 +276,7 @@ class BackgroundWriter:
     What a run relies on still holds: the writes happen in the order they were submitted (best, last, then
     ``training_state.pt``, so the state never points at weights that are not on disk); once one fails, everything
     submitted after it is dropped, leaving those files as they were; and the failure is raised in the training
-    thread by the next :meth:`submit` or :meth:`wait`. Whatever is submitted must not change afterwards: the
+    thread by the next :meth:`submit`, :meth:`check` or :meth:`wait`. Whatever is submitted must not change afterwards: the
     caller hands over copies of the live tensors. A context manager: leaving it waits for the queued writes.
     """
 
@@ -290,6 +290,10 @@ class BackgroundWriter:
         self._raise_failure()
         self._pending = [f for f in self._pending if not f.done()]
         self._pending.append(self._pool.submit(self._run, write, args))
+
+    def check(self) -> None:
+        """Raise a failed write now (cheap: the training loop calls it every step, so a run stops soon after)."""
+        self._raise_failure()
 
     def wait(self) -> None:
         """Block until every submitted write has finished; raise the first failure, if any."""

@@ -729,6 +729,7 @@ def _train_one_epoch(run: _Run, progress: _Progress) -> None:
 def _run_steps(run: _Run, progress: _Progress, batches: Iterator, lr: float, tick: float) -> None:
     epoch = progress.epoch
     for step, (batch, dropped) in enumerate(batches, start=progress.step):
+        run.writer.check()  # a checkpoint write that failed in the background stops the run here
         batch = _without_dropped(run, batch, dropped)
         loss, stopping = _train_step(run, batch, epoch, step)
         progress.step, progress.seconds = step + 1, time.perf_counter() - tick

@@ -1,6 +1,7 @@
 """Training behaviour on the tiny stand-in model and small digits: freeze, resume, interruption, outputs."""
 
 import csv
+import time
 
 import pytest
 import torch
@@ -144,6 +145,41 @@ def test_a_crash_while_saving_keeps_the_previous_epoch(tmp_path, write_spec, tin
         _run(spec, tmp_path / "run", tiny_model_py)
     _, meta = load_weights(tmp_path / "run" / "last.safetensors")
     assert meta["epoch"] == 1 and load_training_state(tmp_path / "run")["epoch"] == 1
+
+
+def test_a_failed_background_write_stops_the_run_early_and_the_state_claims_only_what_is_on_disk(
+    tmp_path, write_spec, tiny_model_py, monkeypatch
+):
+    """Checkpoints are written while the next epoch trains: when one fails, the files queued after it (the
+    training state) are not written, and the run stops at the next step with the write's error."""
+    spec = write_spec(
+        SMALL.replace("epochs: 2", "epochs: 3").replace("ema: {name: constant_decay, decay: 0.9}", "ema: ~"), DIGITS_16
+    )
+    real_save = _train.save_weights
+    steps = []
+    real_step = _train._train_step
+
+    def fail_last_of_epoch_2(path, state, meta):
+        if meta["epoch"] == 2 and path.name == "last.safetensors":
+            raise OSError(28, "No space left on device")
+        real_save(path, state, meta)
+
+    def counted_step(run, batch, epoch, step):
+        steps.append(epoch)
+        if (epoch, step) == (2, 0):
+            time.sleep(0.5)  # room for the queued writes to finish (and fail) before the next step's check
+        return real_step(run, batch, epoch, step)
+
+    monkeypatch.setattr(_train, "save_weights", fail_last_of_epoch_2)
+    monkeypatch.setattr(_train, "_train_step", counted_step)
+    with pytest.raises(OSError, match="No space left"):
+        _run(spec, tmp_path / "run", tiny_model_py)
+    _, meta = load_weights(tmp_path / "run" / "last.safetensors")
+    assert meta["epoch"] == 1 and load_training_state(tmp_path / "run")["epoch"] == 1
+    per_epoch = steps.count(0)
+    assert per_epoch > 1 and steps.count(1) == per_epoch
+    assert steps.count(2) <= 1  # stopped at the start of epoch 3, not after training it
+    assert not list((tmp_path / "run").glob(".*.tmp"))  # no temp file left behind
 
 
 def test_run_folder_contents(tmp_path, write_spec, tiny_model_py):
