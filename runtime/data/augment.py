@@ -268,6 +268,7 @@ def _kornia_modules(transform: dict[str, Any], current: tuple[int, int], *, sure
                 scale=tuple(transform["scale"]),
                 ratio=tuple(transform["ratio"]),
                 resample=transform["interpolation"].upper(),
+                align_corners=False,  # pixel centres, as PIL's resize (kornia's default True stretches to the corners)
                 p=1.0,
             )
         ]

@@ -485,3 +485,18 @@ def test_a_resumed_pose_run_replays_posetopdownaffine(tmp_path):
         + "    - {name: posetopdownaffine, scale: [0.75, 1.25], translate: 0.1, rotation: 60}\n"
     )
     _straight_and_split(spec, tmp_path)
+
+
+def test_randomresizedcrop_samples_pixel_centres_as_the_peers_pil_resize():
+    """The peer crops and resizes PIL images (bilinear on pixel centres); kornia's default (align_corners=True)
+    stretches the crop's corner pixels onto the output's, which samples another grid. A 16-pixel crop of a ramp
+    upsampled 2x must step 0.25 at the edges (clamped, as PIL) and 0.5 inside, not 15/31 throughout."""
+    transform = {"name": "randomresizedcrop", "size": [SIDE, SIDE], "scale": [0.25, 0.25], "ratio": [1.0, 1.0]}
+    augment = _augment([{**transform, "interpolation": "bilinear"}], "classification")
+    ramp = torch.arange(SIDE, dtype=torch.float32) / (SIDE - 1)  # 0 to 1 along x, one step per pixel
+    images = (ramp.expand(2, 3, SIDE, SIDE) - 0.5) / 0.5
+    out, _ = augment(images.clone(), torch.zeros(2, dtype=torch.long), epoch=0, step=0)
+    steps = ((out * 0.5 + 0.5) * (SIDE - 1))[:, 0, 0].diff()  # in input pixels, along the first row
+    expected = torch.full((SIDE - 1,), 0.5)
+    expected[0] = expected[-1] = 0.25
+    torch.testing.assert_close(steps, expected.expand_as(steps), atol=1e-4, rtol=0)
