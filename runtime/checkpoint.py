@@ -276,8 +276,9 @@ class BackgroundWriter:
     What a run relies on still holds: the writes happen in the order they were submitted (best, last, then
     ``training_state.pt``, so the state never points at weights that are not on disk); once one fails, everything
     submitted after it is dropped, leaving those files as they were; and the failure is raised in the training
-    thread by the next :meth:`submit`, :meth:`check` or :meth:`wait`. Whatever is submitted must not change afterwards: the
-    caller hands over copies of the live tensors. A context manager: leaving it waits for the queued writes.
+    thread by the next :meth:`submit`, :meth:`check` or :meth:`wait`. Whatever is submitted must not change
+    afterwards: the caller hands over copies of the live tensors. A context manager: leaving it waits for the
+    queued writes.
     """
 
     def __init__(self) -> None:
