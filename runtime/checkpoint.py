@@ -40,6 +40,8 @@ __all__ = [
     "restore_rng",
     "save_training_state",
     "save_weights",
+    "weights_snapshot",
+    "write_weights",
 ]
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
@@ -109,11 +111,20 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
     """A ``.safetensors`` file; ``metadata`` values are stored as JSON text under ``npc``."""
+    write_weights(path, weights_snapshot(state_dict), metadata)
+
+
+def weights_snapshot(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copies on the CPU, fit for :func:`write_weights`: safetensors refuses tensors that share storage, and a file
+    (or a write still queued while training goes on) must not alias live parameters."""
+    return {k: v.detach().to("cpu").clone().contiguous() for k, v in state_dict.items()}
+
+
+def write_weights(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    """:func:`save_weights` for tensors that are already a :func:`weights_snapshot` (written as they are)."""
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    # clone: safetensors refuses tensors that share storage, and the file must not alias live parameters
-    tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in state_dict.items()}
     meta = {"format": "pt", "npc": json.dumps(metadata, sort_keys=True)}
 
     def write(tmp: str) -> None:

@@ -52,7 +52,8 @@ from ..checkpoint import (
     load_training_state,
     restore_rng,
     save_training_state,
-    save_weights,
+    weights_snapshot,
+    write_weights,
 )
 from ..data import (
     Augmentation,
@@ -893,17 +894,17 @@ def _save_epoch(run: _Run, progress: _Progress, eval_model: nn.Module, value: An
             f"the weights became non-finite in epoch {progress.epoch} ({len(bad)} tensor(s), e.g. {bad[0]}); "
             f"best and last were not written; last good checkpoint: {run.last_good}"
         )
-    weights = {name: tensor.detach().clone() for name, tensor in weights.items()}  # the next steps change them
+    weights = weights_snapshot(weights)  # one copy for every file: the next steps change the live tensors
     meta = {**run.metadata, "epoch": progress.epoch, f"valid_{PRIMARY[run.config.spec.task]}": value}
     if improved:
-        run.writer.submit(save_weights, run.run_dir / "best.safetensors", weights, meta)
+        run.writer.submit(write_weights, run.run_dir / "best.safetensors", weights, meta)
     options = run.config.logging["model_save_options"]
     every = options["save_checkpoint_epoch"]  # NetsPresso's epoch_N checkpoints, unless save_best_only
     if not options["save_best_only"] and (
         progress.epoch % every == 1 % every or progress.epoch == run.training["epochs"]
     ):
-        run.writer.submit(save_weights, run.run_dir / f"epoch_{progress.epoch}.safetensors", weights, meta)
-    run.writer.submit(save_weights, run.run_dir / "last.safetensors", weights, meta)
+        run.writer.submit(write_weights, run.run_dir / f"epoch_{progress.epoch}.safetensors", weights, meta)
+    run.writer.submit(write_weights, run.run_dir / "last.safetensors", weights, meta)
     run.reporter.end_epoch(run.last_row, improved)
     if run.data.bad_samples is not None and run.data.bad_samples.policy == "skip":
         write_bad_samples(run.run_dir / "bad_samples.json", run.data.bad_samples)  # with mid-epoch drops
@@ -911,9 +912,9 @@ def _save_epoch(run: _Run, progress: _Progress, eval_model: nn.Module, value: An
         _save_state(run, progress)
 
 
-def _save_state(run: _Run, progress: _Progress, *, wait: bool = False) -> None:
+def _save_state(run: _Run, progress: _Progress) -> None:
     """``training_state.pt`` at ``progress``: at an epoch's end, or mid-epoch (checkpoint_every, a stop signal).
-    Written in the background after what was submitted before it, unless ``wait``."""
+    Written in the background after what was submitted before it."""
     state = copy.deepcopy(  # a copy: the next steps change the weights and the optimizer's tensors in place
         {
             "format": STATE_FORMAT,
@@ -944,8 +945,6 @@ def _save_state(run: _Run, progress: _Progress, *, wait: bool = False) -> None:
 
     run.writer.submit(write)
     run.clock.saved()
-    if wait:
-        run.writer.wait()
 
 
 def _agreed_stop(run: _Run) -> bool:
@@ -956,8 +955,8 @@ def _stop(run: _Run, progress: _Progress, *, save: bool) -> None:
     """Save where the run stands (rank 0; after the step every process agreed on), then raise Interrupted."""
     if save and run.place.is_main:
         run.console.print(f"npc train: {run.stops.name}: saving the training state ...", highlight=False)
-        _save_state(run, progress, wait=True)
-    run.writer.wait()  # what was queued before the signal is on disk before the message says so
+        _save_state(run, progress)
+    run.writer.wait()  # the state, and what was queued before it, is on disk before the message says so
     wait(run.place)  # no process leaves before rank 0's state is on disk
     if not save and progress.epoch == 0 and progress.step == 0:
         raise Interrupted(f"stopped by {run.stops.name} before the first step: nothing to resume", run.stops.signal)

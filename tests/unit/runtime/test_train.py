@@ -131,7 +131,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, write_spec, ti
 
 def test_a_crash_while_saving_keeps_the_previous_epoch(tmp_path, write_spec, tiny_model_py, monkeypatch):
     spec = write_spec(SMALL.replace("ema: {name: constant_decay, decay: 0.9}", "ema: ~"), DIGITS_16)
-    real_save = _train.save_weights
+    real_save = _train.write_weights
     calls = []
 
     def crash_in_epoch_2(path, state, meta):
@@ -140,7 +140,7 @@ def test_a_crash_while_saving_keeps_the_previous_epoch(tmp_path, write_spec, tin
             raise OSError("disk full")
         real_save(path, state, meta)
 
-    monkeypatch.setattr(_train, "save_weights", crash_in_epoch_2)
+    monkeypatch.setattr(_train, "write_weights", crash_in_epoch_2)
     with pytest.raises(OSError):
         _run(spec, tmp_path / "run", tiny_model_py)
     _, meta = load_weights(tmp_path / "run" / "last.safetensors")
@@ -155,7 +155,7 @@ def test_a_failed_background_write_stops_the_run_early_and_the_state_claims_only
     spec = write_spec(
         SMALL.replace("epochs: 2", "epochs: 3").replace("ema: {name: constant_decay, decay: 0.9}", "ema: ~"), DIGITS_16
     )
-    real_save = _train.save_weights
+    real_save = _train.write_weights
     steps = []
     real_step = _train._train_step
 
@@ -170,7 +170,7 @@ def test_a_failed_background_write_stops_the_run_early_and_the_state_claims_only
             time.sleep(0.5)  # room for the queued writes to finish (and fail) before the next step's check
         return real_step(run, batch, epoch, step)
 
-    monkeypatch.setattr(_train, "save_weights", fail_last_of_epoch_2)
+    monkeypatch.setattr(_train, "write_weights", fail_last_of_epoch_2)
     monkeypatch.setattr(_train, "_train_step", counted_step)
     with pytest.raises(OSError, match="No space left"):
         _run(spec, tmp_path / "run", tiny_model_py)
